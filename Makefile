@@ -1,0 +1,41 @@
+# colearn-chain: `make demo` runs the main job, `make test` runs every test. Both set up first.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.tools/bin:$(PATH)
+PY := $(CURDIR)/.venv/bin/python
+BROWNIE := $(CURDIR)/.venv/bin/brownie
+OUT ?= results/demo
+
+.PHONY: setup test test-contract test-python demo artifact bench clean help
+
+help:
+	@echo "make setup   install everything into .venv, node_modules and .tools (idempotent)"
+	@echo "make demo    run the default experiment on a local chain; results in $(OUT)/"
+	@echo "make test    run every test (contract tests on Anvil, then the Python tests)"
+	@echo "make bench   print gas per call, seconds per epoch and store throughput"
+
+setup:
+	@bash tools/setup.sh
+
+test: setup test-contract test-python
+
+test-contract:
+	$(BROWNIE) test tests/contract --network anvil
+
+test-python:
+	$(PY) -m pytest -p no:pytest-brownie tests/unit tests/integration
+
+demo: setup
+	$(PY) -m colearn_chain.cli run --out $(OUT)
+
+# Recompile contracts/ and refresh the artifact packaged in colearn_chain (tests fail when they drift).
+artifact: setup
+	$(BROWNIE) compile
+	$(PY) tools/export_artifact.py
+
+bench: setup
+	$(PY) bench/gas.py
+	$(PY) bench/epoch.py
+	$(PY) bench/store.py
+
+clean:
+	rm -rf build reports results .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""colearn-chain: collective learning driven by a smart contract."""

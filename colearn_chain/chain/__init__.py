@@ -1,0 +1,1 @@
+"""Talking to the CollectiveLearning contract: its artifact, its events, and signed transactions."""

@@ -1,0 +1,28 @@
+"""The compiled contract shipped inside the package, so agents need no compiler at run time."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+CONTRACT_NAME = "CollectiveLearning"
+
+
+@lru_cache(maxsize=1)
+def load_artifact() -> dict[str, Any]:
+    """Return the packaged artifact: abi, bytecode, deployedBytecode, compiler settings."""
+    text = resources.files("colearn_chain.artifacts").joinpath(f"{CONTRACT_NAME}.json").read_text()
+    return json.loads(text)
+
+
+def abi() -> list[dict[str, Any]]:
+    """The contract ABI."""
+    return load_artifact()["abi"]
+
+
+def bytecode() -> str:
+    """The contract's creation bytecode, 0x-prefixed."""
+    code = load_artifact()["bytecode"]
+    return code if code.startswith("0x") else "0x" + code

@@ -1,0 +1,29 @@
+"""The decision rule, as one pure function that mirrors the contract (and the seed's driver).
+
+The seed accepts iff ``approves >= len(learners) * vote_threshold``. The contract keeps the
+threshold in basis points and decides in exact integers: ``approvals * 10_000 >= voters * bps``.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+BPS_DENOMINATOR = 10_000
+
+
+def threshold_to_bps(threshold: float) -> int:
+    """Convert a fraction such as 0.5 to basis points (5000), refusing values the contract refuses."""
+    bps = round(Fraction(str(threshold)) * BPS_DENOMINATOR)
+    if not 1 <= bps <= BPS_DENOMINATOR:
+        raise ValueError(f"vote threshold must be in (0, 1], got {threshold}")
+    return int(bps)
+
+
+def is_accepted(approvals: int, voters: int, threshold_bps: int) -> bool:
+    """Return whether ``approvals`` out of ``voters`` meet the threshold (missing votes do not approve)."""
+    return approvals * BPS_DENOMINATOR >= voters * threshold_bps
+
+
+def voter_count(n_learners: int, proposer_votes: bool) -> int:
+    """Number of voters in an epoch: everyone (seed rule) or everyone but the proposer (colearn 0.2.8)."""
+    return n_learners if proposer_votes else n_learners - 1

@@ -1,0 +1,72 @@
+"""The learner interface every model implements to take part (the seed's MachineLearningInterface).
+
+Three methods, as in colearn and Flower's NumPyClient: propose, test, accept. Weights are named numpy
+arrays (:data:`colearn_chain.typing.Weights`), so any framework can plug in.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+from .exceptions import LearnerContractError
+from .typing import Weights
+
+
+@dataclass(frozen=True)
+class ProposedWeights:
+    """A learner's verdict on proposed weights.
+
+    ``vote_score`` is measured on the learner's vote split and decides ``vote``;
+    ``test_score`` is measured on its separate test split and is only reported.
+    """
+
+    weights: Weights
+    vote_score: float
+    test_score: float
+    vote: bool
+
+
+class MachineLearningInterface(abc.ABC):
+    """What a learner implements. The driver (in memory or on chain) calls nothing else."""
+
+    @abc.abstractmethod
+    def propose_weights(self) -> Weights:
+        """Train from the current weights on local data and return new weights.
+
+        Must not change the current weights: they change only through :meth:`accept_weights`.
+        """
+
+    @abc.abstractmethod
+    def test_weights(self, weights: Weights) -> ProposedWeights:
+        """Evaluate ``weights`` on local data and decide the vote; must not change the current weights."""
+
+    @abc.abstractmethod
+    def accept_weights(self, weights: Weights) -> None:
+        """Adopt ``weights`` as the current weights (called when the consortium accepts them)."""
+
+    @abc.abstractmethod
+    def current_weights(self) -> Weights:
+        """Return the current weights (a copy the caller may keep)."""
+
+
+def check_weights(value: object, what: str) -> Weights:
+    """Return ``value`` if it is a Weights dict, else raise a LearnerContractError saying what is wrong."""
+    if not isinstance(value, dict) or not value:
+        raise LearnerContractError(f"{what} must return a non-empty dict of name -> numpy array, got {type(value).__name__}")
+    for name, array in value.items():
+        if not isinstance(name, str) or not isinstance(array, np.ndarray):
+            raise LearnerContractError(
+                f"{what} must return dict[str, numpy.ndarray]; entry {name!r} is {type(array).__name__}"
+            )
+    return value
+
+
+def check_proposed(value: object, what: str) -> ProposedWeights:
+    """Return ``value`` if it is a ProposedWeights, else raise a LearnerContractError."""
+    if not isinstance(value, ProposedWeights):
+        raise LearnerContractError(f"{what} must return ProposedWeights, got {type(value).__name__}")
+    check_weights(value.weights, what)
+    return value

@@ -1,0 +1,1 @@
+"""Local services the project starts for itself (a private Kubo node, a dev chain), loopback only."""

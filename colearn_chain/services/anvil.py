@@ -1,0 +1,142 @@
+"""A private local chain (Anvil) on loopback, for demos, tests and benches.
+
+Started with known dev accounts only for funding: learners sign with their own keys, which the
+caller funds from the dev account (see :func:`fund`). Nothing listens beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from web3 import Web3
+
+from ..exceptions import ColearnChainError
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Anvil's first dev account (public, well known: for local chains only).
+DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+class ServiceError(ColearnChainError):
+    """Raised when a local service (chain or IPFS node) cannot be found or started."""
+
+
+def free_port() -> int:
+    """Ask the OS for a free TCP port on loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_tool(name: str, env_var: str) -> str:
+    """Find a tool: ``$env_var``, then the project's node_modules/.bin and .tools/bin, then PATH."""
+    candidates = [os.environ.get(env_var), str(ROOT / "node_modules" / ".bin" / name), str(ROOT / ".tools" / "bin" / name)]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which(name)
+    if found:
+        return found
+    raise ServiceError(f"{name} not found: run `make setup` (or set {env_var} to its path)")
+
+
+class AnvilNode:
+    """Start Anvil on a free loopback port; stop it on exit.
+
+    ``block_time`` None mines each transaction at once; a number mines a block every that many seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        block_time: float | None = None,
+        gas_limit: int = 30_000_000,
+        chain_id: int = 31337,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.block_time = block_time
+        self.gas_limit = gas_limit
+        self.chain_id = chain_id
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "AnvilNode":
+        cmd = [
+            find_tool("anvil", "COLEARN_ANVIL_BIN"),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--chain-id", str(self.chain_id),
+            "--gas-limit", str(self.gas_limit),
+            "--accounts", "1",
+            "--balance", "1000000",
+            "--silent",
+        ]
+        if self.block_time is not None:
+            cmd += ["--block-time", str(self.block_time)]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 2}))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ServiceError(f"anvil exited with code {self._proc.returncode}: {' '.join(cmd)}")
+            try:
+                if w3.eth.chain_id == self.chain_id:
+                    log.info("anvil listening on %s", self.url)
+                    return self
+            except Exception:
+                time.sleep(0.1)
+        self.stop()
+        raise ServiceError(f"anvil did not answer on {self.url} within 30 s")
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> "AnvilNode":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def fund(rpc_url: str, addresses: list[str], amount_ether: float = 100.0, *, funder_key: str = DEV_KEY) -> None:
+    """Send ``amount_ether`` from the dev account to each address (local chains only)."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    funder = w3.eth.account.from_key(funder_key)
+    nonce = w3.eth.get_transaction_count(funder.address, "pending")
+    hashes = []
+    for i, address in enumerate(addresses):
+        tx = {
+            "to": Web3.to_checksum_address(address),
+            "value": w3.to_wei(amount_ether, "ether"),
+            "nonce": nonce + i,
+            "chainId": w3.eth.chain_id,
+            "gas": 21_000,
+            "maxPriorityFeePerGas": w3.to_wei(1, "gwei"),
+            "maxFeePerGas": w3.to_wei(100, "gwei"),
+        }
+        hashes.append(w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction))
+    for tx_hash in hashes:
+        w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)

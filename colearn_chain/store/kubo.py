@@ -1,0 +1,126 @@
+"""A weight store on a Kubo (IPFS) node, through its HTTP RPC API.
+
+`put` fixes every import parameter explicitly, so the CID does not depend on the node's
+`Import.*` configuration and equals the embedded store's (see unixfs.py). `get` caps what it
+reads, and maps Kubo's failures onto the store's exceptions so an agent turns them into a
+reject vote instead of crashing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import ipfshttpclient
+import ipfshttpclient.exceptions as ipfs_errors
+
+from colearn_chain.exceptions import BlobTooLarge, CidNotFound, StoreUnavailable, WeightStoreError
+from colearn_chain.store.unixfs import CHUNK_SIZE
+from colearn_chain.typing import Cid
+
+__all__ = ["DEFAULT_TIMEOUT", "KuboStore", "to_multiaddr"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds every RPC call may take (connect, and each wait for data).
+DEFAULT_TIMEOUT: Final[float] = 30.0
+
+#: `ipfs add` parameters, all explicit: the CIDv0 Kubo's defaults give, with the blob pinned.
+_ADD_OPTIONS: Final[dict[str, Any]] = {
+    "cid-version": 0,
+    "chunker": f"size-{CHUNK_SIZE}",
+    "raw-leaves": False,
+    "pin": True,
+}
+
+#: Fragments of Kubo error messages meaning "there is no such file to give you".
+_NOT_FOUND_HINTS: Final[tuple[str, ...]] = (
+    "not found",  # "block was not found locally (offline)", "ipld: could not find ..." variants
+    "could not find",
+    "invalid path",
+    "invalid cid",
+    "failed to decode",
+    "context deadline exceeded",  # the server-side timeout of a fetch from peers
+    "is a directory",
+    "not a file",
+    "unsupported",
+)
+
+
+def to_multiaddr(api: str) -> str:
+    """Accept '/ip4/127.0.0.1/tcp/5001/http' or 'http://127.0.0.1:5001' and return a multiaddr."""
+    if api.startswith("/"):
+        return api
+    parts = urlsplit(api)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
+        raise ValueError(f"Kubo API address must be a multiaddr or http(s)://host:port, got {api!r}")
+    if parts.path not in ("", "/"):
+        raise ValueError(f"Kubo API address must not carry a path, got {api!r}")
+    host = parts.hostname
+    try:
+        ip = ipaddress.ip_address(host)
+        host_part = f"/ip{ip.version}/{ip}"
+    except ValueError:
+        host_part = f"/dns/{host}"
+    return f"{host_part}/tcp/{parts.port}/{parts.scheme}"
+
+
+class KuboStore:
+    """A WeightStore on a Kubo node's RPC API (every call a POST, with a timeout)."""
+
+    def __init__(self, api: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.api = to_multiaddr(api)
+        self.timeout = timeout
+        try:
+            # Client(), not connect(): connect() refuses every Kubo since 0.8 on its version check.
+            self._client = ipfshttpclient.Client(self.api, timeout=timeout)
+        except ipfs_errors.AddressError as error:
+            raise ValueError(f"unusable Kubo API address {api!r}: {error}") from error
+
+    def describe(self) -> str:
+        return f"kubo:{self.api}"
+
+    def __repr__(self) -> str:
+        return f"KuboStore({self.api!r}, timeout={self.timeout})"
+
+    def put(self, data: bytes) -> Cid:
+        """Add and pin `data` with fixed import parameters; return the CIDv0 Kubo reports."""
+        try:
+            cid = self._client.add_bytes(data, opts=dict(_ADD_OPTIONS))
+        except ipfs_errors.Error as error:
+            raise _map_error(error, what="add", cid=None) from error
+        log.debug("added %d bytes as %s on %s", len(data), cid, self.describe())
+        return str(cid)
+
+    def get(self, cid: Cid, *, max_bytes: int) -> bytes:
+        """Fetch the file `cid`, asking Kubo for at most `max_bytes` + 1 bytes to spot oversize."""
+        # A CID from the chain may be anything; paths ('/ipns/...', 'Qm.../x') are not blobs.
+        if not cid or "/" in cid or any(ch.isspace() for ch in cid):
+            raise CidNotFound(f"{cid!r} is not a CID")
+        try:
+            data = self._client.cat(
+                cid,
+                # `length` caps what Kubo sends; Kubo's own request timeout, so a fetch from peers fails as "not found"
+                # just before the client would give up on the connection.
+                opts={"length": max_bytes + 1, "timeout": f"{max(self.timeout - 1.0, 1.0)}s"},
+            )
+        except ipfs_errors.Error as error:
+            raise _map_error(error, what="cat", cid=cid) from error
+        if len(data) > max_bytes:
+            raise BlobTooLarge(f"blob {cid} has more than {max_bytes} bytes")
+        return bytes(data)
+
+
+def _map_error(error: ipfs_errors.Error, *, what: str, cid: Cid | None) -> WeightStoreError:
+    """Turn an ipfshttpclient error into the store's exception family."""
+    subject = f"{what} {cid}" if cid else what
+    if isinstance(error, ipfs_errors.ErrorResponse):
+        message = str(error)
+        if cid is not None and any(hint in message.lower() for hint in _NOT_FOUND_HINTS):
+            return CidNotFound(f"Kubo {subject}: {message}")
+        return WeightStoreError(f"Kubo {subject} failed: {message}")
+    if isinstance(error, (ipfs_errors.ConnectionError, ipfs_errors.TimeoutError, ipfs_errors.ProtocolError)):
+        return StoreUnavailable(f"Kubo {subject}: {error}")
+    return WeightStoreError(f"Kubo {subject} failed: {error}")

@@ -1,0 +1,177 @@
+"""Random sequences of propose / vote / close / time jumps from learners and strangers (hypothesis
+stateful testing), checked against a shadow model of PROTOCOL.md.
+
+brownie's own `state_machine` wrapper fails in 1.22 (its compiled build rejects the subclass it makes:
+"_BrownieStateMachine object expected"), so this drives hypothesis's RuleBasedStateMachine directly and
+deploys a fresh contract per example instead of brownie's snapshot/revert.
+
+Every block's timestamp is set explicitly (evm_setNextBlockTimestamp), so deadlines are exact and the
+shadow predicts each call's outcome, down to the custom error. Invariants: one vote per learner per
+epoch, approvals + rejections <= voters, the epoch advances by exactly one per close, the current
+model changes only on accept.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import pytest
+from brownie import chain, web3
+from brownie.exceptions import VirtualMachineError
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from conftest import INITIAL_CID, INITIAL_DIGEST, PROPOSAL_TIMEOUT, VOTING_TIMEOUT, current_model, digest_of
+
+N_LEARNERS = 4
+
+
+actors = st.integers(min_value=0, max_value=N_LEARNERS)  # N_LEARNERS stands for the stranger
+epoch_shifts = st.integers(min_value=-1, max_value=1)
+scores = st.integers(min_value=-(10**18), max_value=10**18)
+
+
+class ProtocolMachine(RuleBasedStateMachine):
+    # Set by the test before running: fixtures are not available to hypothesis's constructor.
+    deploy: Any
+    learners: list[Any]
+    stranger: Any
+    proposer_votes: bool
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cl = self.deploy(self.learners, threshold_bps=5000, proposer_votes=self.proposer_votes)
+        self.now = chain[-1].timestamp
+        self.epoch = 0
+        self.proposed = False
+        self.deadline = self.now + PROPOSAL_TIMEOUT
+        self.voted: set[str] = set()
+        self.approvals = self.rejections = 0
+        self.pending: tuple[str, str] | None = None
+        self.model = (INITIAL_DIGEST, INITIAL_CID, 0)
+        self.voters = N_LEARNERS if self.proposer_votes else N_LEARNERS - 1
+
+    # ── helpers
+    def _actor(self, index: int) -> Any:
+        return self.stranger if index == N_LEARNERS else self.learners[index]
+
+    def _send(self, fn: Any, *args: Any) -> tuple[Any, str | None]:
+        """Mine the call in the next second exactly; return (tx, None) or (None, error name)."""
+        self.now += 1
+        web3.provider.make_request("evm_setNextBlockTimestamp", [self.now])
+        try:
+            return fn(*args), None
+        except VirtualMachineError as exc:
+            return None, (exc.revert_msg or "").partition(": ")[0]
+
+    def _phase_error(self, want_proposed: bool) -> str | None:
+        expired = self.now >= self.deadline
+        if self.proposed != want_proposed:
+            return "UnexpectedPhase"
+        if expired:
+            return "VotingClosed" if want_proposed else "ProposalClosed"
+        return None
+
+    def _start_next(self) -> None:
+        self.epoch += 1
+        self.proposed = False
+        self.deadline = self.now + PROPOSAL_TIMEOUT
+        self.voted = set()
+        self.approvals = self.rejections = 0
+        self.pending = None
+
+    def _decide(self, tx: Any) -> None:
+        accepted = self.approvals * 10_000 >= self.voters * 5000
+        assert accepted == (self.approvals >= self.voters * Fraction(1, 2))
+        name = "ProposalAccepted" if accepted else "ProposalRejected"
+        assert name in tx.events and tx.events[name]["approvals"] == self.approvals
+        if accepted:
+            assert self.pending is not None
+            self.model = (*self.pending, self.epoch + 1)
+        self._start_next()
+
+    # ── rules
+    @rule(st_actor=actors, st_epoch_shift=epoch_shifts)
+    def propose(self, st_actor: int, st_epoch_shift: int) -> None:
+        actor, epoch = self._actor(st_actor), max(self.epoch + st_epoch_shift, 0)
+        digest, cid = digest_of(f"p{self.epoch}-{st_actor}"), f"Qm{self.epoch}x{st_actor}"
+        tx, error = self._send(self.cl.propose, epoch, digest, cid, {"from": actor})
+        proposer = self.learners[self.epoch % N_LEARNERS]
+        expected = (
+            "WrongEpoch" if epoch != self.epoch
+            else self._phase_error(want_proposed=False)
+            or ("NotProposer" if actor != proposer else None)
+        )
+        assert error == expected
+        if tx is not None:
+            self.proposed, self.pending = True, (digest, cid)
+            self.deadline = self.now + VOTING_TIMEOUT
+
+    @rule(st_actor=actors, st_epoch_shift=epoch_shifts, st_approve=st.booleans(), st_score=scores)
+    def vote(self, st_actor: int, st_epoch_shift: int, st_approve: bool, st_score: int) -> None:
+        actor, epoch = self._actor(st_actor), max(self.epoch + st_epoch_shift, 0)
+        epoch_before = self.epoch
+        tx, error = self._send(self.cl.vote, epoch, st_approve, st_score, {"from": actor})
+        proposer = self.learners[self.epoch % N_LEARNERS]
+        expected = (
+            "WrongEpoch" if epoch != self.epoch
+            else self._phase_error(want_proposed=True)
+            or ("NotLearner" if actor == self.stranger else None)
+            or ("AlreadyVoted" if actor.address in self.voted else None)
+            or ("ProposerCannotVote" if not self.proposer_votes and actor == proposer else None)
+        )
+        assert error == expected
+        if tx is None:
+            return
+        self.voted.add(actor.address)
+        if st_approve:
+            self.approvals += 1
+        else:
+            self.rejections += 1
+        if self.approvals + self.rejections == self.voters:
+            self._decide(tx)
+            assert self.epoch == epoch_before + 1
+
+    @rule(st_actor=actors, st_epoch_shift=epoch_shifts)
+    def close(self, st_actor: int, st_epoch_shift: int) -> None:
+        epoch = max(self.epoch + st_epoch_shift, 0)
+        epoch_before = self.epoch
+        tx, error = self._send(self.cl.close, epoch, {"from": self._actor(st_actor)})
+        expired = self.now >= self.deadline
+        expected = "WrongEpoch" if epoch != self.epoch else (None if expired else "TooEarlyToClose")
+        assert error == expected
+        if tx is None:
+            return
+        if self.proposed:
+            self._decide(tx)
+        else:
+            assert "EpochSkipped" in tx.events
+            self._start_next()
+        assert self.epoch == epoch_before + 1
+
+    @rule(st_seconds=st.integers(min_value=0, max_value=2 * VOTING_TIMEOUT))
+    def wait(self, st_seconds: int) -> None:
+        self.now += st_seconds
+
+    # ── invariants
+    @invariant()
+    def matches_shadow(self) -> None:
+        state = self.cl.epochState()
+        assert state["epoch"] == self.epoch
+        assert (state["approvals"], state["rejections"]) == (self.approvals, self.rejections)
+        assert state["approvals"] + state["rejections"] <= self.voters
+        assert current_model(self.cl) == self.model
+        assert {a.address for a in self.learners if self.cl.hasVoted(a)} == self.voted
+
+
+@pytest.mark.parametrize("proposer_votes", [True, False], ids=["seed-rule", "colearn-variant"])
+def test_protocol_state_machine(deploy: Any, accounts: Any, proposer_votes: bool) -> None:
+    ProtocolMachine.deploy = staticmethod(deploy)
+    ProtocolMachine.learners = list(accounts[1 : 1 + N_LEARNERS])
+    ProtocolMachine.stranger = accounts[9]
+    ProtocolMachine.proposer_votes = proposer_votes
+    run = ProtocolMachine.TestCase
+    run.settings = settings(max_examples=20, stateful_step_count=25, deadline=None)
+    run().runTest()

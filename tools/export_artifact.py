@@ -1,0 +1,30 @@
+"""Copy the compiled contract from brownie's build into the Python package.
+
+Agents deploy and call the contract with web3.py alone, with no compiler at run time; this writes what
+they need (ABI, bytecode, compiler settings). tests/contract/test_artifact.py fails when it drifts.
+Run through `make artifact` (which compiles first).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = "CollectiveLearning"
+KEYS = ("contractName", "abi", "bytecode", "deployedBytecode", "compiler", "sourcePath")
+
+
+def main() -> int:
+    build = json.loads((ROOT / "build" / "contracts" / f"{NAME}.json").read_text())
+    artifact = {key: build[key] for key in KEYS}
+    out = ROOT / "colearn_chain" / "artifacts" / f"{NAME}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(artifact, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {out.relative_to(ROOT)} ({len(build['bytecode']) // 2} bytes of init code)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
