@@ -54,7 +54,7 @@ SKLEARN_DEFAULTS: Dict[str, Any] = {
     "dataset": "digits",
     "split": "dirichlet",
     "alpha": 0.5,
-    "scaling": "local",  # each learner standardizes with its own statistics: nothing is pooled
+    "scaling": "shared",  # learner 0's statistics, published with the initial model (see data.py)
     # model
     "model": "linear",
     "hidden": 32,

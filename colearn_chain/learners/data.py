@@ -8,12 +8,13 @@
   label skew (per class, shares drawn from Dirichlet(alpha); smaller alpha = more skew).
 * Each learner's share is cut into its own train / vote / test parts. The vote part (which decides
   votes) is disjoint from the test part (which is only reported), unlike colearn (its issue #216).
-* Features are standardized. ``scaling="pooled"`` (the default) uses the mean and standard
-  deviation of all learners' *training* parts: the one statistic the consortium agrees on up front
-  (it can be computed with a secure sum) so that the shared weights mean the same thing to every
-  learner; nothing of the vote, test or global test parts leaks into it. ``scaling="local"`` uses
-  each learner's own training statistics only (no sharing at all); under label skew the learners
-  then feed the shared model differently scaled inputs, which costs accuracy (see bench/learning.py).
+* Features are standardized, and every learner must standardize the same way, or the shared weights
+  mean different things to different learners. ``scaling="shared"`` (the default) uses the mean and
+  standard deviation of learner 0's training part: the deployer publishes them with the initial
+  model, so nothing of the other learners' data is needed or revealed. ``scaling="pooled"`` uses all
+  learners' training parts (it would need a secure sum over the consortium; the centralized baseline
+  uses it). ``scaling="local"`` lets each learner use its own statistics: no sharing at all, but under
+  label skew the learners then feed the shared model inconsistent inputs (see bench/learning.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy.typing as npt
 
 DATASETS = ("digits", "breast_cancer", "wine", "mnist1d")
 SPLITS = ("iid", "dirichlet")
-Scaling = Literal["pooled", "local"]
+Scaling = Literal["shared", "pooled", "local"]
 _MAX_DIRICHLET_TRIES = 1000
 
 
@@ -128,7 +129,7 @@ def split_learners(
     global_test_fraction: float = 0.2,
     vote_fraction: float = 0.2,
     test_fraction: float = 0.2,
-    scaling: Scaling = "pooled",
+    scaling: Scaling = "shared",
     min_samples: int = 10,
 ) -> FederatedData:
     """Divide ``dataset`` among ``n_learners``, deterministically from ``seed``.
@@ -144,8 +145,8 @@ def split_learners(
         raise ValueError(f"Dirichlet alpha must be > 0, got {alpha}")
     if not (0 < vote_fraction and 0 < test_fraction and vote_fraction + test_fraction < 1):
         raise ValueError("vote_fraction and test_fraction must be > 0 and leave room for training data")
-    if scaling not in ("pooled", "local"):
-        raise ValueError(f"unknown scaling {scaling!r}; choose 'pooled' or 'local'")
+    if scaling not in ("shared", "pooled", "local"):
+        raise ValueError(f"unknown scaling {scaling!r}; choose 'shared', 'pooled' or 'local'")
 
     data = load_dataset(dataset)
     n_classes = int(data.y.max()) + 1
@@ -167,10 +168,10 @@ def split_learners(
         parts.append(tuple(_take(data, np.sort(i)) for i in (train, vote, test)))
 
     global_test = _take(data, global_idx)
-    pooled_stats = _stats(_concat([p[0] for p in parts]).x)
+    common = _stats(_concat([p[0] for p in parts]).x) if scaling == "pooled" else _stats(parts[0][0].x)
     learners = []
     for index, (train, vote, test) in enumerate(parts):
-        mean, scale = pooled_stats if scaling == "pooled" else _stats(train.x)
+        mean, scale = _stats(train.x) if scaling == "local" else common
         learners.append(
             LearnerData(
                 index=index,
