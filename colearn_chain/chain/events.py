@@ -191,9 +191,15 @@ class LogCursor:
         events: list[ChainEvent] = []
         while self.next_block <= head:
             to_block = min(head, self.next_block + self.max_range - 1)
-            logs = self.w3.eth.get_logs(
-                {"address": self.address, "fromBlock": self.next_block, "toBlock": to_block}
-            )
+            try:
+                logs = self.w3.eth.get_logs(
+                    {"address": self.address, "fromBlock": self.next_block, "toBlock": to_block}
+                )
+            except Exception:
+                # The cursor already stands past the chunks read: hand those over, fail on the next poll.
+                if events:
+                    return events
+                raise
             events.extend(decode_logs(logs))
             self.next_block = to_block + 1
         return events

@@ -1,0 +1,35 @@
+"""Options shared by several subcommands: the signing key and the learner config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Dict
+
+from eth_account.signers.local import LocalAccount
+
+from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY, load_account
+
+
+def add_key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keystore",
+        metavar="FILE",
+        type=Path,
+        help=f"encrypted keystore (password in ${ENV_KEYSTORE_PASSWORD}); without it the key is read "
+        f"from ${ENV_PRIVATE_KEY}",
+    )
+
+
+def account_from(args: argparse.Namespace) -> LocalAccount:
+    return load_account(args.keystore)
+
+
+def load_learner_config(value: str) -> Dict[str, Any]:
+    """A learner config from inline JSON (starting with '{') or from a JSON file."""
+    text = value if value.lstrip().startswith("{") else Path(value).read_text()
+    config = json.loads(text)
+    if not isinstance(config, dict):
+        raise ValueError(f"learner config must be a JSON object, got {type(config).__name__}")
+    return config

@@ -1,0 +1,115 @@
+"""`colearn-chain deploy`: deploy the contract for a list of learners and write the deployment record."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from web3 import Web3
+
+from ..chain.client import ChainClient
+from ..codec import decode_weights, digest_hex, encode_weights
+from ..decision import threshold_to_bps
+from ..learners import make_learner
+from ..store import from_url
+from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY
+from ._options import account_from, add_key_options, load_learner_config
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = f"""\
+Deploy CollectiveLearning (the compiled contract shipped in the package) with a fixed, ordered list of
+learner addresses, and write a deployment record (address, block, parameters) that agents read.
+
+The initial model every learner starts from is either a safetensors file (--initial-model) or the
+initial weights of the learners a config describes (--learner-config: learner 0's weights, which every
+learner of a config shares). It is put in the weight store (--store) and its sha256 digest and CID are
+recorded on chain. The learner config is also kept in the record, so agents may omit it.
+
+The deployer signs with the keystore given by --keystore (password in ${ENV_KEYSTORE_PASSWORD}) or with
+the key in ${ENV_PRIVATE_KEY}; it needs no other role in the consortium.
+"""
+
+EPILOG = """\
+example:
+  colearn-chain deploy --rpc http://127.0.0.1:8545 --learners 0xA..,0xB..,0xC.. --threshold 0.5 \\
+      --proposal-timeout 30 --voting-timeout 30 --learner-config '{"kind": "toy", "seed": 0}' \\
+      --store ./blobs --out deployment.json
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "deploy",
+        help="deploy the contract and write a deployment record",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--rpc", required=True, metavar="URL", help="JSON-RPC endpoint of the chain")
+    parser.add_argument("--learners", required=True, metavar="A,B,C",
+                        help="comma-separated learner addresses, in proposing order (epoch e: learner e %% n)")
+    parser.add_argument("--threshold", type=float, default=0.5, metavar="FRACTION",
+                        help="fraction of voters that must approve, in (0, 1] (default 0.5, the seed's)")
+    parser.add_argument("--proposal-timeout", type=int, required=True, metavar="S",
+                        help="seconds the proposer has before anyone may skip the epoch")
+    parser.add_argument("--voting-timeout", type=int, required=True, metavar="S",
+                        help="seconds the voters have, from the proposal, before anyone may close the epoch")
+    parser.add_argument("--colearn-variant", action="store_true",
+                        help="colearn 0.2.8's rule: the proposer does not vote, threshold over n - 1 voters "
+                        "(default: the seed's rule, everyone votes, threshold over n)")
+    initial = parser.add_mutually_exclusive_group(required=True)
+    initial.add_argument("--initial-model", type=Path, metavar="FILE.safetensors",
+                         help="the initial weights as a safetensors file")
+    initial.add_argument("--learner-config", metavar="JSON",
+                         help="a learner config (inline JSON or a JSON file), e.g. '{\"kind\": \"toy\", \"seed\": 0}'; "
+                         "n_learners defaults to the number of learners")
+    parser.add_argument("--store", required=True, metavar="URL",
+                        help="weight store for the initial model: a directory (local:PATH) or a Kubo API "
+                        "(http://127.0.0.1:5001 or /ip4/127.0.0.1/tcp/5001/http)")
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="deployment record to write (JSON)")
+    add_key_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        learners = [Web3.to_checksum_address(a.strip()) for a in args.learners.split(",") if a.strip()]
+    except ValueError as error:
+        log.error("--learners: %s", error)
+        return 2
+    extra: dict[str, object] = {"store": args.store}
+    try:
+        threshold_bps = threshold_to_bps(args.threshold)
+        if args.initial_model is not None:
+            blob = args.initial_model.read_bytes()
+            decode_weights(blob)  # refuse a file that agents could not decode
+        else:
+            config = load_learner_config(args.learner_config)
+            config.setdefault("n_learners", len(learners))
+            blob = encode_weights(make_learner(config, 0).current_weights())
+            extra["learner_config"] = config
+    except (OSError, ValueError) as error:
+        log.error("%s", error)
+        return 2
+    store = from_url(args.store)
+    cid = store.put(blob)
+    digest = digest_hex(blob)
+    log.info("initial model: %d bytes, digest %s, cid %s in %s", len(blob), digest, cid, store.describe())
+
+    client = ChainClient(args.rpc, account_from(args))
+    deployment = client.deploy(
+        learners,
+        threshold_bps,
+        args.proposal_timeout,
+        args.voting_timeout,
+        not args.colearn_variant,
+        digest,
+        cid,
+        extra=extra,
+    )
+    deployment.save(args.out)
+    log.info("deployment record written to %s", args.out)
+    print(deployment.address)
+    return 0

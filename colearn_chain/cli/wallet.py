@@ -1,0 +1,54 @@
+"""`colearn-chain wallet new`: create a learner's encrypted keystore and print its address."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+from pathlib import Path
+
+from ..wallet import ENV_KEYSTORE_PASSWORD, WalletError, create_keystore
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = f"""\
+Create a new random private key and write it to FILE as an encrypted keystore (Web3 Secret Storage,
+scrypt; the file is readable by its owner only). Prints the new address: give it to whoever deploys
+the contract (`colearn-chain deploy --learners ...`) and fund it so the agent can pay for gas.
+
+The password is read from ${ENV_KEYSTORE_PASSWORD}, else asked for twice on the terminal. The agent
+later reads the same variable to unlock the keystore (`colearn-chain agent --keystore FILE`).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "wallet", help="create a learner's keystore", description="Manage a learner's key.",
+    )
+    actions = parser.add_subparsers(dest="wallet_command", required=True, metavar="ACTION")
+    new = actions.add_parser(
+        "new",
+        help="write a new encrypted keystore and print its address",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    new.add_argument("--out", required=True, type=Path, metavar="FILE", help="keystore file to write (must not exist)")
+    new.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    new.set_defaults(func=run_new)
+
+
+def _password() -> str:
+    password = os.environ.get(ENV_KEYSTORE_PASSWORD)
+    if password is not None:
+        return password
+    first = getpass.getpass("keystore password: ")
+    if first != getpass.getpass("repeat password: "):
+        raise WalletError("the passwords differ")
+    return first
+
+
+def run_new(args: argparse.Namespace) -> int:
+    address = create_keystore(args.out, _password(), overwrite=args.force)
+    print(address)
+    return 0

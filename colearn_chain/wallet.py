@@ -1,0 +1,101 @@
+"""A learner's own key: a new encrypted keystore, or a key loaded from a keystore or the environment.
+
+Why here and not in the agent: the key must come from the learner (never an unlocked node account),
+and only two ways are offered, both usual for Ethereum tools: an encrypted keystore (Web3 Secret
+Storage, scrypt) whose password is in ``COLEARN_KEYSTORE_PASSWORD``, or the raw key in
+``COLEARN_PRIVATE_KEY`` (handy on a local chain). Nothing in this module ever logs a key or a password.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Final, Mapping
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from .exceptions import ColearnChainError
+
+__all__ = [
+    "ENV_KEYSTORE_PASSWORD",
+    "ENV_PRIVATE_KEY",
+    "WalletError",
+    "create_keystore",
+    "load_account",
+    "load_keystore",
+]
+
+log = logging.getLogger(__name__)
+
+#: Environment variable holding the keystore password.
+ENV_KEYSTORE_PASSWORD: Final[str] = "COLEARN_KEYSTORE_PASSWORD"
+#: Environment variable holding a raw private key (0x-prefixed hex), used when no keystore is given.
+ENV_PRIVATE_KEY: Final[str] = "COLEARN_PRIVATE_KEY"
+#: scrypt, as geth and eth-account default to; the cost parameter is eth-account's default (2**18).
+KDF: Final[str] = "scrypt"
+
+
+class WalletError(ColearnChainError):
+    """Raised when a key cannot be created or loaded (missing file or variable, wrong password, bad key)."""
+
+
+def create_keystore(path: Path | str, password: str, *, overwrite: bool = False, iterations: int | None = None) -> str:
+    """Create a new random key, write it encrypted to ``path`` (mode 0600) and return its address.
+
+    ``iterations`` is scrypt's cost parameter ``n`` (eth-account's default when None); tests may lower it.
+    """
+    if not password:
+        raise WalletError("refusing to write a keystore with an empty password")
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise WalletError(f"{path} exists; refusing to overwrite a keystore")
+    account = Account.create()
+    keystore = Account.encrypt(account.key, password, kdf=KDF, iterations=iterations)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write under a private temporary name and rename, so the file is 0600 from its first byte.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(keystore, handle)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("wrote keystore %s for %s", path, account.address)
+    return str(account.address)
+
+
+def load_keystore(path: Path | str, password: str) -> LocalAccount:
+    """Decrypt the keystore at ``path``."""
+    try:
+        keystore = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise WalletError(f"cannot read keystore {path}: {error}") from error
+    try:
+        key = Account.decrypt(keystore, password)
+    except ValueError as error:  # eth-account: "MAC mismatch" for a wrong password
+        raise WalletError(f"cannot decrypt keystore {path}: wrong password or damaged file") from error
+    return Account.from_key(key)
+
+
+def load_account(keystore: Path | str | None = None, *, env: Mapping[str, str] | None = None) -> LocalAccount:
+    """The learner's account: from ``keystore`` with the password in the environment, else the key in it."""
+    env = os.environ if env is None else env
+    if keystore is not None:
+        password = env.get(ENV_KEYSTORE_PASSWORD)
+        if password is None:
+            raise WalletError(f"keystore {keystore} given but {ENV_KEYSTORE_PASSWORD} is not set")
+        return load_keystore(keystore, password)
+    key = env.get(ENV_PRIVATE_KEY)
+    if not key:
+        raise WalletError(f"no key: pass a keystore (password in {ENV_KEYSTORE_PASSWORD}) or set {ENV_PRIVATE_KEY}")
+    try:
+        return Account.from_key(key.strip())
+    except (ValueError, TypeError):
+        # The message of eth-keys' error may quote the input: never pass it on.
+        raise WalletError(f"{ENV_PRIVATE_KEY} is not a valid private key") from None

@@ -1,0 +1,255 @@
+"""A consortium of real agent processes on a real chain, for the agent integration tests and the bench.
+
+Each agent is `python -m colearn_chain.cli agent ...` in its own process with its own key in its
+environment, exactly as a user runs it; the harness only deploys, starts, kills and reads back (chain
+events, state directories, logs). Nothing here decides what the agents do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from colearn_chain import driver
+from colearn_chain.agent import StateDir
+from colearn_chain.chain.client import ChainClient
+from colearn_chain.chain.deployment import Deployment
+from colearn_chain.chain.events import (
+    ChainEvent,
+    EpochSkipped,
+    LogCursor,
+    ProposalAccepted,
+    ProposalRejected,
+    VoteCast,
+)
+from colearn_chain.learners import make_learner
+from colearn_chain.services.anvil import fund
+from colearn_chain.typing import Weights
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class AgentProcess:
+    """One running (or finished) agent process and where its files are."""
+
+    index: int
+    account: LocalAccount
+    state_dir: Path
+    log_path: Path
+    proc: Optional["subprocess.Popen[bytes]"] = None
+    runs: int = 0
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Consortium:
+    """n learners with their own keys, one deployment, and their agents."""
+
+    rpc_url: str
+    workdir: Path
+    store_url: str
+    learner_config: Dict[str, Any]
+    n: int
+    proposal_timeout: int = 10
+    voting_timeout: int = 10
+    threshold: float = 0.5
+    proposer_votes: bool = True
+    #: when set, every key lives in a keystore with this password (the deployer's made by `wallet new`)
+    keystore_password: Optional[str] = None
+    accounts: List[LocalAccount] = field(default_factory=list)
+    agents: List[AgentProcess] = field(default_factory=list)
+    deployment: Optional[Deployment] = None
+
+    @property
+    def deployment_path(self) -> Path:
+        return self.workdir / "deployment.json"
+
+    @property
+    def config(self) -> Dict[str, Any]:
+        return {**self.learner_config, "n_learners": self.n}
+
+    def setup(self) -> "Consortium":
+        """Create and fund the learners' keys and deploy through the CLI (as a user would)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.accounts = [Account.create() for _ in range(self.n)]
+        deployer = Account.create()
+        key_args: List[str] = []
+        if self.keystore_password is not None:
+            deployer = self._cli_keystore(self.workdir / "keys" / "deployer.json")
+            key_args = ["--keystore", str(self.workdir / "keys" / "deployer.json")]
+            for i, account in enumerate(self.accounts):  # cheap scrypt: the agents' loading path is the same
+                path = self.keystore(i)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(Account.encrypt(account.key, self.keystore_password, iterations=2**4)))
+        fund(self.rpc_url, [a.address for a in self.accounts] + [deployer.address])
+        args = [
+            "deploy", *key_args, "--rpc", self.rpc_url,
+            "--learners", ",".join(a.address for a in self.accounts),
+            "--threshold", str(self.threshold),
+            "--proposal-timeout", str(self.proposal_timeout),
+            "--voting-timeout", str(self.voting_timeout),
+            "--learner-config", json.dumps(self.config),
+            "--store", self.store_url,
+            "--out", str(self.deployment_path),
+        ]
+        if not self.proposer_votes:
+            args.append("--colearn-variant")
+        result = subprocess.run(
+            [sys.executable, "-m", "colearn_chain.cli", *args],
+            env=self._env(deployer), cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"deploy failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        self.deployment = Deployment.load(self.deployment_path)
+        self.agents = [
+            AgentProcess(i, account, self.workdir / f"agent{i}" / "state", self.workdir / f"agent{i}.log")
+            for i, account in enumerate(self.accounts)
+        ]
+        return self
+
+    def keystore(self, index: int) -> Path:
+        return self.workdir / "keys" / f"learner{index}.json"
+
+    def _cli_keystore(self, path: Path) -> LocalAccount:
+        """A keystore made by `colearn-chain wallet new`, and its account."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLEARN_")}
+        env["COLEARN_KEYSTORE_PASSWORD"] = str(self.keystore_password)
+        result = subprocess.run(
+            [sys.executable, "-m", "colearn_chain.cli", "wallet", "new", "--out", str(path)],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"wallet new failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        account = Account.from_key(Account.decrypt(json.loads(path.read_text()), str(self.keystore_password)))
+        if result.stdout.strip() != account.address:
+            raise RuntimeError(f"wallet new printed {result.stdout!r}, the keystore holds {account.address}")
+        return account
+
+    def _env(self, account: LocalAccount) -> Dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLEARN_")}
+        if self.keystore_password is not None:
+            env["COLEARN_KEYSTORE_PASSWORD"] = self.keystore_password
+        else:
+            env["COLEARN_PRIVATE_KEY"] = "0x" + bytes(account.key).hex()
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start(self, index: int, *, until_epoch: Optional[int], extra: Sequence[str] = ()) -> AgentProcess:
+        """Start agent ``index`` (again), appending to its log."""
+        agent = self.agents[index]
+        args = [
+            sys.executable, "-m", "colearn_chain.cli", "agent",
+            "--rpc", self.rpc_url,
+            "--deployment", str(self.deployment_path),
+            "--store", self.store_url,
+            "--learner-config", json.dumps(self.config),
+            "--state-dir", str(agent.state_dir),
+            "--poll-interval", "0.1",
+            *extra,
+        ]
+        if until_epoch is not None:
+            args += ["--until-epoch", str(until_epoch)]
+        if self.keystore_password is not None:
+            args += ["--keystore", str(self.keystore(index))]
+        log_file = open(agent.log_path, "ab")
+        log_file.write(f"----- run {agent.runs} -----\n".encode())
+        log_file.flush()
+        agent.proc = subprocess.Popen(
+            args, env=self._env(agent.account), cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log_file.close()  # the child holds its own descriptor
+        agent.runs += 1
+        return agent
+
+    def start_all(self, *, until_epoch: Optional[int], skip: Sequence[int] = ()) -> None:
+        for i in range(self.n):
+            if i not in skip:
+                self.start(i, until_epoch=until_epoch)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL: no chance to clean up, as a crash or a power cut."""
+        proc = self.agents[index].proc
+        assert proc is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def wait(self, timeout: float, indices: Optional[Sequence[int]] = None) -> Dict[int, Optional[int]]:
+        """Wait for the agents to exit; return each exit code (None for one still running, then killed)."""
+        chosen = [a for a in self.agents if a.proc is not None and (indices is None or a.index in indices)]
+        deadline = time.monotonic() + timeout
+        codes: Dict[int, Optional[int]] = {}
+        for agent in chosen:
+            assert agent.proc is not None
+            try:
+                codes[agent.index] = agent.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                codes[agent.index] = None
+        return codes
+
+    def stop_all(self) -> None:
+        """Terminate whatever still runs (test teardown)."""
+        for agent in self.agents:
+            if agent.proc is not None and agent.proc.poll() is None:
+                agent.proc.terminate()
+                try:
+                    agent.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    agent.proc.kill()
+                    agent.proc.wait()
+
+    # ───────────────────────────────────────── reading back
+
+    def client(self, index: int = 0) -> ChainClient:
+        assert self.deployment is not None
+        return ChainClient(self.rpc_url, self.accounts[index], self.deployment.address)
+
+    def events(self) -> List[ChainEvent]:
+        assert self.deployment is not None
+        client = self.client()
+        return LogCursor(client.w3, self.deployment.address, start_block=self.deployment.block).poll()
+
+    def decisions(self) -> List[tuple[int, str]]:
+        """(epoch, "accepted" | "rejected" | "skipped") for every closed epoch, from the chain's events."""
+        kinds = {ProposalAccepted: "accepted", ProposalRejected: "rejected", EpochSkipped: "skipped"}
+        return [(e.epoch, kinds[type(e)]) for e in self.events() if type(e) in kinds]  # type: ignore[attr-defined]
+
+    def votes(self) -> Dict[int, Dict[int, bool]]:
+        """epoch -> learner index -> approve, from the chain's VoteCast events."""
+        index = {a.address: i for i, a in enumerate(self.accounts)}
+        out: Dict[int, Dict[int, bool]] = {}
+        for event in self.events():
+            if isinstance(event, VoteCast):
+                out.setdefault(event.epoch, {})[index[event.voter]] = event.approve
+        return out
+
+    def vote_events(self) -> List[VoteCast]:
+        return [e for e in self.events() if isinstance(e, VoteCast)]
+
+    def final_weights(self, index: int) -> Weights:
+        weights = StateDir(self.agents[index].state_dir).current_weights()
+        assert weights is not None, f"agent {index} saved no model"
+        return weights
+
+    def reference(self, epochs: int) -> tuple[List[driver.EpochResult], List[Any]]:
+        """The in-memory driver on identically built learners."""
+        learners = [make_learner(self.config, i) for i in range(self.n)]
+        results = driver.run(learners, epochs, vote_threshold=self.threshold, proposer_votes=self.proposer_votes)
+        return results, learners
+
+
+def same_weights(a: Weights, b: Weights) -> bool:
+    return set(a) == set(b) and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)

@@ -1,0 +1,110 @@
+"""The property that ties the project together: agents on a real chain decide what the reference driver decides.
+
+Real Anvil, a real (private, offline) Kubo node as the weight store, one `colearn-chain agent` process
+per learner with its own key. With every agent live, the accept/reject sequence and each vote (from the
+chain's events) and every learner's final weights (from its state directory) must equal
+`driver.run` on identically built learners, under the seed's rule and the colearn variant, with
+instant mining and with a block every second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from agent_harness import Consortium, same_weights
+from colearn_chain.driver import EpochResult
+from colearn_chain.services.anvil import AnvilNode
+from colearn_chain.services.kubo import KuboNode
+
+pytestmark = pytest.mark.slow
+
+TOY: Dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
+EPOCHS = 8
+
+
+def _expected_decisions(reference: List[EpochResult]) -> List[tuple[int, str]]:
+    return [(r.epoch, "accepted" if r.accepted else "rejected") for r in reference]
+
+
+def _expected_votes(reference: List[EpochResult]) -> Dict[int, Dict[int, bool]]:
+    return {r.epoch: {j: v for j, v in enumerate(r.vote_flags) if v is not None} for r in reference}
+
+
+def _logs(consortium: Consortium) -> str:
+    return "\n".join(f"== agent {a.index} ==\n{a.log_text()[-4000:]}" for a in consortium.agents)
+
+
+def _run_and_compare(
+    rpc_url: str, workdir: Path, store_url: str, *, n: int, proposer_votes: bool, epochs: int = EPOCHS,
+    extra: tuple[str, ...] = (), timeout: float = 150,
+) -> None:
+    # Prepare
+    consortium = Consortium(rpc_url, workdir, store_url, TOY, n, proposer_votes=proposer_votes).setup()
+    reference, learners = consortium.reference(epochs)
+    assert {r.accepted for r in reference} == {True, False}, "the run must include accepts and rejects"
+
+    # Execute
+    try:
+        for i in range(n):
+            consortium.start(i, until_epoch=epochs, extra=extra)
+        codes = consortium.wait(timeout=timeout)
+    finally:
+        consortium.stop_all()
+
+    # Assert
+    assert codes == {i: 0 for i in range(n)}, _logs(consortium)
+    assert consortium.decisions() == _expected_decisions(reference), _logs(consortium)
+    assert consortium.votes() == _expected_votes(reference)
+    for i in range(n):
+        assert same_weights(consortium.final_weights(i), learners[i].current_weights()), f"agent {i}"
+    for agent in consortium.agents:
+        text = agent.log_text()
+        assert "Traceback" not in text and " ERROR " not in text, text[-4000:]
+
+
+@pytest.mark.parametrize(
+    ("n", "proposer_votes"), [(3, True), (5, False)], ids=["seed-rule-3-learners", "colearn-variant-5-learners"]
+)
+def test_agents_decide_as_the_reference_driver(kubo_node: KuboNode, tmp_path: Path, n: int, proposer_votes: bool) -> None:
+    with AnvilNode() as anvil:
+        _run_and_compare(anvil.url, tmp_path, kubo_node.url, n=n, proposer_votes=proposer_votes)
+
+
+@pytest.mark.parametrize("confirmations", [0, 2], ids=["confirmations-0", "confirmations-2"])
+def test_agents_decide_as_the_reference_driver_with_interval_mining(
+    kubo_node: KuboNode, tmp_path: Path, confirmations: int
+) -> None:
+    with AnvilNode(block_time=1) as anvil:
+        _run_and_compare(
+            anvil.url, tmp_path, kubo_node.url, n=3, proposer_votes=True, epochs=6,
+            extra=("--confirmations", str(confirmations)), timeout=240,
+        )
+
+
+def test_keystores_and_the_embedded_store_end_to_end(tmp_path: Path) -> None:
+    """`wallet new`, `deploy --keystore` and `agent --keystore`, with the local directory store."""
+    # Prepare
+    epochs = 4
+    with AnvilNode() as anvil:
+        consortium = Consortium(
+            anvil.url, tmp_path, f"local:{tmp_path / 'blobs'}", TOY, 3, keystore_password="correct horse"
+        ).setup()
+        reference, learners = consortium.reference(epochs)
+
+        # Execute
+        try:
+            consortium.start_all(until_epoch=epochs)
+            codes = consortium.wait(timeout=90)
+        finally:
+            consortium.stop_all()
+
+        # Assert
+        assert codes == {0: 0, 1: 0, 2: 0}, _logs(consortium)
+        assert consortium.decisions() == _expected_decisions(reference)
+        for i in range(3):
+            assert same_weights(consortium.final_weights(i), learners[i].current_weights())
+            assert "correct horse" not in consortium.agents[i].log_text()
+            assert bytes(consortium.accounts[i].key).hex() not in consortium.agents[i].log_text()

@@ -1,0 +1,58 @@
+"""Keystores: written private (0600), readable with the password from the environment; keys never echoed."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from colearn_chain.wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY, WalletError, create_keystore, load_account
+
+FAST_SCRYPT = 2**4  # unit tests only: the default cost takes about a second per operation
+
+
+def test_new_keystore_is_private_and_loads_with_the_password(tmp_path: Path) -> None:
+    # Prepare
+    path = tmp_path / "keys" / "learner.json"
+
+    # Execute
+    address = create_keystore(path, "secret", iterations=FAST_SCRYPT)
+    account = load_account(path, env={ENV_KEYSTORE_PASSWORD: "secret"})
+
+    # Assert
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert account.address == address
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_wrong_password_and_existing_file_are_refused(tmp_path: Path) -> None:
+    # Prepare
+    path = tmp_path / "learner.json"
+    create_keystore(path, "secret", iterations=FAST_SCRYPT)
+
+    # Execute / Assert
+    with pytest.raises(WalletError, match="wrong password"):
+        load_account(path, env={ENV_KEYSTORE_PASSWORD: "guess"})
+    with pytest.raises(WalletError, match="not set"):
+        load_account(path, env={})
+    with pytest.raises(WalletError, match="refusing to overwrite"):
+        create_keystore(path, "secret", iterations=FAST_SCRYPT)
+
+
+def test_key_from_the_environment_and_bad_key_message_hides_it() -> None:
+    # Prepare
+    account = Account.create()
+    key = "0x" + bytes(account.key).hex()
+
+    # Execute
+    loaded = load_account(env={ENV_PRIVATE_KEY: key})
+    with pytest.raises(WalletError) as error:
+        load_account(env={ENV_PRIVATE_KEY: key[:-2]})
+
+    # Assert
+    assert loaded.address == account.address
+    assert key[2:20] not in str(error.value)
+    with pytest.raises(WalletError, match="no key"):
+        load_account(env={})
