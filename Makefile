@@ -20,6 +20,7 @@ test: setup test-contract test-python
 
 test-contract:
 	$(BROWNIE) test tests/contract --network anvil
+	$(BROWNIE) test tests/contract/test_smoke.py --network ganache-cli
 
 test-python:
 	$(PY) -m pytest -p no:pytest-brownie tests/unit tests/integration

@@ -10,7 +10,7 @@ import sys
 from ..exceptions import ColearnChainError
 
 #: Subcommand modules under colearn_chain.cli, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("wallet", "deploy", "agent", "status", "explorer", "verify")
+COMMANDS: tuple[str, ...] = ("run", "wallet", "deploy", "agent", "status", "explorer", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:

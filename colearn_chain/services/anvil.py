@@ -1,6 +1,6 @@
-"""A private local chain (Anvil) on loopback, for demos, tests and benches.
+"""A private local chain (Anvil, or Ganache) on loopback, for demos, tests and benches.
 
-Started with known dev accounts only for funding: learners sign with their own keys, which the
+Started with one known dev account only for funding: learners sign with their own keys, which the
 caller funds from the dev account (see :func:`fund`). Nothing listens beyond 127.0.0.1.
 """
 
@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from web3 import Web3
 
@@ -75,7 +76,10 @@ class AnvilNode:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "AnvilNode":
+    name = "anvil"
+
+    def command(self) -> list[str]:
+        """The command line that starts this chain on loopback."""
         cmd = [
             find_tool("anvil", "COLEARN_ANVIL_BIN"),
             "--host", "127.0.0.1",
@@ -88,21 +92,25 @@ class AnvilNode:
         ]
         if self.block_time is not None:
             cmd += ["--block-time", str(self.block_time)]
+        return cmd
+
+    def start(self) -> "AnvilNode":
+        cmd = self.command()
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 2}))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise ServiceError(f"anvil exited with code {self._proc.returncode}: {' '.join(cmd)}")
+                raise ServiceError(f"{self.name} exited with code {self._proc.returncode}: {' '.join(cmd)}")
             try:
                 if w3.eth.chain_id == self.chain_id:
-                    log.info("anvil listening on %s", self.url)
+                    log.info("%s listening on %s", self.name, self.url)
                     return self
             except Exception:
                 time.sleep(0.1)
         self.stop()
-        raise ServiceError(f"anvil did not answer on {self.url} within 30 s")
+        raise ServiceError(f"{self.name} did not answer on {self.url} within 30 s")
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
@@ -140,3 +148,29 @@ def fund(rpc_url: str, addresses: list[str], amount_ether: float = 100.0, *, fun
         hashes.append(w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction))
     for tx_hash in hashes:
         w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+
+
+class GanacheNode(AnvilNode):
+    """Ganache 7 on a free loopback port, at Shanghai (its newest fork, the contract's compile target),
+    with the same funded dev key as Anvil, so the same code and tests run on both chains."""
+
+    name = "ganache"
+
+    def __init__(self, *, chain_id: int = 1337, **kwargs: Any) -> None:
+        super().__init__(chain_id=chain_id, **kwargs)
+
+    def command(self) -> list[str]:
+        funder = f"{DEV_KEY},{10**24}"
+        cmd = [
+            find_tool("ganache", "COLEARN_GANACHE_BIN"),
+            "--server.host", "127.0.0.1",
+            "--server.port", str(self.port),
+            "--chain.chainId", str(self.chain_id),
+            "--chain.hardfork", "shanghai",
+            "--miner.blockGasLimit", str(self.gas_limit),
+            "--wallet.accounts", funder,
+            "--logging.quiet",
+        ]
+        if self.block_time is not None:
+            cmd += ["--miner.blockTime", str(self.block_time)]
+        return cmd

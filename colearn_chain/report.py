@@ -1,0 +1,156 @@
+"""Results of a run as files people read: results.json, plot.png (colearn's layout) and summary.md.
+
+Everything is drawn from the results dict that `colearn-chain run` assembles from the chain's events
+and the agents' own evaluation logs, so the files never disagree with each other.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+OUTCOME_MARK = {"accepted": "A", "rejected": "R", "skipped": "S", "open": "?"}
+
+
+def write_json(results: dict[str, Any], out_dir: Path) -> Path:
+    path = out_dir / "results.json"
+    path.write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
+    return path
+
+
+def _score_matrix(results: dict[str, Any], key: str) -> np.ndarray:
+    """epochs x learners matrix of a per-learner score (NaN where a learner has none)."""
+    epochs = results["epochs"]
+    n = len(results["learners"])
+    matrix = np.full((len(epochs), n), np.nan)
+    for row, epoch in enumerate(epochs):
+        for vote in epoch["votes"]:
+            if vote.get(key) is not None:
+                matrix[row, vote["learner"]] = vote[key]
+    return matrix
+
+
+def plot(results: dict[str, Any], out_dir: Path) -> Path:
+    """colearn's plot: per-learner test and vote scores per epoch with their means above, the vote grid
+    below (green approve, red reject, grey missing; the proposer's cell outlined)."""
+    epochs = results["epochs"]
+    n = len(results["learners"])
+    x = np.arange(len(epochs))
+    test = _score_matrix(results, "test_score")
+    vote = _score_matrix(results, "vote_score")
+
+    fig, (ax_scores, ax_votes) = plt.subplots(
+        2, 1, figsize=(max(8, len(epochs) * 0.45), 7.5), sharex=True,
+        gridspec_kw={"height_ratios": [3, max(1.2, n * 0.35)]},
+    )
+    for i in range(n):
+        ax_scores.plot(x, test[:, i], color="tab:blue", alpha=0.25, linewidth=1)
+        ax_scores.plot(x, vote[:, i], color="tab:orange", alpha=0.25, linewidth=1, linestyle="--")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # epochs where nobody scored (skipped) are gaps
+        ax_scores.plot(x, np.nanmean(test, axis=1), color="tab:blue", linewidth=2.5, label="mean test score")
+        ax_scores.plot(x, np.nanmean(vote, axis=1), color="tab:orange", linewidth=2.5, linestyle="--",
+                       label="mean vote score")
+    for key, style in (("centralized", ":"), ("solo_mean", "-.")):
+        value = results.get("baselines", {}).get(key)
+        if value is not None:
+            ax_scores.axhline(value, color="grey", linestyle=style, linewidth=1.2, label=key.replace("_", " "))
+    ax_scores.set_ylabel("score (accuracy)")
+    ax_scores.set_title(f"{_describe(results['config'])} · threshold {results['config'].get('threshold', '')}")
+    ax_scores.grid(alpha=0.3)
+    ax_scores.legend(loc="lower right", fontsize=8)
+
+    grid = np.full((n, len(epochs)), 0.5)
+    for col, epoch in enumerate(epochs):
+        for v in epoch["votes"]:
+            if v.get("approve") is not None:
+                grid[v["learner"], col] = 1.0 if v["approve"] else 0.0
+    cmap = matplotlib.colors.ListedColormap(["#d9534f", "#cccccc", "#5cb85c"])
+    ax_votes.imshow(grid, aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest",
+                    extent=(-0.5, len(epochs) - 0.5, n - 0.5, -0.5))
+    for col, epoch in enumerate(epochs):
+        ax_votes.add_patch(plt.Rectangle((col - 0.5, epoch["proposer"] - 0.5), 1, 1, fill=False,
+                                         edgecolor="black", linewidth=2))
+        ax_votes.text(col, -0.9, OUTCOME_MARK.get(epoch["outcome"], "?"), ha="center", va="bottom", fontsize=8)
+    ax_votes.set_yticks(range(n))
+    ax_votes.set_yticklabels([f"learner {i}" for i in range(n)], fontsize=8)
+    ax_votes.set_xlabel("epoch (A accepted, R rejected, S skipped; outlined: proposer)")
+    ax_votes.set_ylim(n - 0.5, -1.4)
+    ax_votes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    fig.tight_layout()
+    path = out_dir / "plot.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _describe(config: dict[str, Any]) -> str:
+    learner = config.get("learner_config", {})
+    n = learner.get("n_learners", config.get("learners"))
+    if learner.get("kind") == "toy":
+        return f"{n} toy learners"
+    split = learner.get("split", "")
+    if split == "dirichlet":
+        split = f"dirichlet alpha={learner.get('alpha')}"
+    return f"{n} learners · {learner.get('dataset')} ({split}) · {learner.get('model')}"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def summary(results: dict[str, Any], out_dir: Path) -> Path:
+    """A short markdown report: outcome table, final accuracy against the baselines, reference check."""
+    cfg, final, base = results["config"], results["final"], results.get("baselines", {})
+    epochs = results["epochs"]
+    accepted = sum(e["outcome"] == "accepted" for e in epochs)
+    lines = [
+        "# colearn-chain run",
+        "",
+        f"{_describe(cfg)}, threshold {cfg.get('threshold')}, "
+        f"{'colearn variant' if cfg.get('colearn_variant') else 'seed rule'}, seed {cfg.get('seed')}.",
+        f"Contract {results['chain']['contract']} on chain {results['chain']['chain_id']}.",
+        "",
+        "| | test accuracy |",
+        "|---|---|",
+        f"| collective (final shared model, mean over learners) | {_fmt(final.get('test_accuracy_mean'))} |",
+        f"| solo (each learner alone, same budget), mean | {_fmt(base.get('solo_mean'))} |",
+        f"| centralized (pooled training data) | {_fmt(base.get('centralized'))} |",
+        "",
+        f"Accepted {accepted} of {len(epochs)} epochs.",
+    ]
+    reference = base.get("reference")
+    if reference:
+        lines += [
+            f"In-memory reference driver on the same learners: decisions match: "
+            f"{reference.get('decisions_match')}, final weights match: {reference.get('weights_match')}.",
+        ]
+    lines += ["", "| epoch | proposer | outcome | approvals | rejections | mean test score | gas |", "|---|---|---|---|---|---|---|"]
+    for e in epochs:
+        scores = [v["test_score"] for v in e["votes"] if v.get("test_score") is not None]
+        gas = sum(t.get("gas") or 0 for t in e.get("transactions", []))
+        mean = f"{np.mean(scores):.4f}" if scores else "-"
+        lines.append(
+            f"| {e['epoch']} | {e['proposer']} | {e['outcome']} | {e['approvals']} | {e['rejections']} | {mean} | {gas:,} |"
+        )
+    lines += ["", "Files: `results.json` (every vote and transaction), `plot.png`."]
+    path = out_dir / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_all(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {"results": write_json(results, out_dir), "plot": plot(results, out_dir), "summary": summary(results, out_dir)}
