@@ -45,7 +45,8 @@ def main(model_path: str | None = None) -> Deployment:
     if not model_path:
         raise SystemExit(
             "give the initial model: `brownie run scripts/deploy.py main MODEL.safetensors` "
-            "or COLEARN_INITIAL_MODEL (write one with `colearn-chain init-model`)"
+            "or COLEARN_INITIAL_MODEL (or deploy with `colearn-chain deploy --learner-config ...`, which "
+            "makes the initial model from the learners and uploads it)"
         )
     blob = Path(model_path).read_bytes()
     threshold_bps = threshold_to_bps(float(os.environ.get("COLEARN_THRESHOLD", "0.5")))
