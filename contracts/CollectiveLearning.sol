@@ -36,6 +36,8 @@ contract CollectiveLearning {
     error InvalidTimeout(uint256 timeout);
     /// @notice A model must have a non-zero digest and a non-empty content id.
     error EmptyModel();
+    /// @notice A content id longer than MAX_CID_LENGTH bytes (a CIDv0 is 46, a base32 CIDv1 59).
+    error CidTooLong(uint256 length, uint256 maximum);
     /// @notice The call names an epoch other than the current one.
     error WrongEpoch(uint256 given, uint256 current);
     /// @notice The epoch is not in the phase this call needs.
@@ -55,6 +57,10 @@ contract CollectiveLearning {
     /// @notice The epoch's deadline has not passed and its vote set is not complete.
     error TooEarlyToClose(uint256 epoch, uint256 deadline);
 
+    /// @notice The consortium and its rules, fixed at deployment.
+    event ConsortiumFormed(
+        address[] learners, uint256 voteThresholdBps, uint256 proposalTimeout, uint256 votingTimeout, bool proposerVotes
+    );
     /// @notice The deployment's initial model, which every learner starts from.
     event ModelInitialized(bytes32 digest, string cid);
     /// @notice Epoch `epoch` started; `proposer` may propose until `proposalDeadline` (unix seconds).
@@ -89,6 +95,9 @@ contract CollectiveLearning {
         bytes32 digest;
         string cid;
     }
+
+    /// @notice Longest content id accepted, in bytes: it bounds what closing an epoch reads and emits.
+    uint256 public constant MAX_CID_LENGTH = 100;
 
     /// @notice Fraction of voters that must approve, in basis points (5000 = one half).
     uint256 public immutable voteThresholdBps;
@@ -132,7 +141,7 @@ contract CollectiveLearning {
         if (voteThresholdBps_ == 0 || voteThresholdBps_ > 10_000) revert InvalidThreshold(voteThresholdBps_);
         if (proposalTimeout_ == 0 || proposalTimeout_ > type(uint32).max) revert InvalidTimeout(proposalTimeout_);
         if (votingTimeout_ == 0 || votingTimeout_ > type(uint32).max) revert InvalidTimeout(votingTimeout_);
-        if (initialDigest == bytes32(0) || bytes(initialCid).length == 0) revert EmptyModel();
+        _checkModel(initialDigest, bytes(initialCid).length);
         for (uint256 i = 0; i < n; ++i) {
             address learner = learners_[i];
             if (learner == address(0)) revert ZeroLearner(i);
@@ -149,6 +158,7 @@ contract CollectiveLearning {
         // Both buffers start as the initial model, so a proposal always overwrites non-zero slots.
         _models[0] = Model(initialDigest, initialCid);
         _models[1] = Model(initialDigest, initialCid);
+        emit ConsortiumFormed(learners_, voteThresholdBps_, proposalTimeout_, votingTimeout_, proposerVotes_);
         emit ModelInitialized(initialDigest, initialCid);
         _startEpoch(0, 0, 0);
     }
@@ -270,7 +280,7 @@ contract CollectiveLearning {
         _checkPhase(r, epoch, Phase.Proposing);
         address proposer = proposerOf(epoch);
         if (msg.sender != proposer) revert NotProposer(epoch, msg.sender, proposer);
-        if (digest == bytes32(0) || bytes(cid).length == 0) revert EmptyModel();
+        _checkModel(digest, bytes(cid).length);
 
         Model storage pending = _models[1 - r.modelBuffer];
         pending.digest = digest;
@@ -344,6 +354,11 @@ contract CollectiveLearning {
         if (current == Phase.ProposalExpired && expected == Phase.Proposing) revert ProposalClosed(epoch, r.deadline);
         if (current == Phase.VotingExpired && expected == Phase.Voting) revert VotingClosed(epoch, r.deadline);
         revert UnexpectedPhase(epoch, current, expected);
+    }
+
+    function _checkModel(bytes32 digest, uint256 cidLength) private pure {
+        if (digest == bytes32(0) || cidLength == 0) revert EmptyModel();
+        if (cidLength > MAX_CID_LENGTH) revert CidTooLong(cidLength, MAX_CID_LENGTH);
     }
 
     /// @dev Decide the proposal of round `r` and start the next epoch.

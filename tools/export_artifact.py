@@ -1,7 +1,7 @@
 """Copy the compiled contract from brownie's build into the Python package.
 
 Agents deploy and call the contract with web3.py alone, with no compiler at run time; this writes what
-they need (ABI, bytecode, compiler settings). tests/contract/test_artifact.py fails when it drifts.
+they need (ABI, bytecode, compiler settings) and the source, for verification on public explorers. tests/contract/test_artifact.py fails when it drifts.
 Run through `make artifact` (which compiles first).
 """
 
@@ -22,6 +22,9 @@ def main() -> int:
     out = ROOT / "colearn_chain" / "artifacts" / f"{NAME}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(artifact, indent=1, sort_keys=True) + "\n")
+    # The source travels with the package so `colearn-chain verify-input` works outside a checkout.
+    source = ROOT / build["sourcePath"]
+    (out.parent / source.name).write_text(source.read_text())
     print(f"wrote {out.relative_to(ROOT)} ({len(build['bytecode']) // 2} bytes of init code)")
     return 0
 

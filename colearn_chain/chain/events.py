@@ -32,6 +32,16 @@ class LogMeta:
 
 
 @dataclass(frozen=True)
+class ConsortiumFormed:
+    learners: tuple[str, ...]
+    vote_threshold_bps: int
+    proposal_timeout: int
+    voting_timeout: int
+    proposer_votes: bool
+    meta: LogMeta
+
+
+@dataclass(frozen=True)
 class ModelInitialized:
     digest: str
     cid: str
@@ -93,6 +103,7 @@ class EpochSkipped:
 
 
 ChainEvent = Union[
+    ConsortiumFormed,
     ModelInitialized, EpochStarted, WeightsProposed, VoteCast, ProposalAccepted, ProposalRejected, EpochSkipped
 ]
 #: Outcome events: each closes one epoch.
@@ -100,12 +111,16 @@ EpochClosed = Union[ProposalAccepted, ProposalRejected, EpochSkipped]
 
 _CLASSES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (ModelInitialized, EpochStarted, WeightsProposed, VoteCast, ProposalAccepted, ProposalRejected, EpochSkipped)
+    for cls in (ConsortiumFormed, ModelInitialized, EpochStarted, WeightsProposed, VoteCast, ProposalAccepted, ProposalRejected, EpochSkipped)
 }
 # Solidity argument name -> dataclass field name.
 _FIELD = {
     "proposalDeadline": "proposal_deadline",
     "votingDeadline": "voting_deadline",
+    "voteThresholdBps": "vote_threshold_bps",
+    "proposalTimeout": "proposal_timeout",
+    "votingTimeout": "voting_timeout",
+    "proposerVotes": "proposer_votes",
 }
 
 
@@ -118,6 +133,7 @@ def _event_abis() -> dict[bytes, dict[str, Any]]:
 
 
 _BY_TOPIC = _event_abis()
+_CODEC = Web3().codec  # one codec for every log: building a Web3 per log doubled decoding time
 
 
 def _hex(value: Any) -> str:
@@ -133,12 +149,14 @@ def decode_log(log: Any) -> ChainEvent:
     if event_abi is None:
         raise EventDecodeError(f"unknown event topic {_hex(topics[0])} at block {log.get('blockNumber')}")
     try:
-        data = get_event_data(Web3().codec, event_abi, log)
+        data = get_event_data(_CODEC, event_abi, log)
     except Exception as exc:  # malformed data under a known topic
         raise EventDecodeError(f"cannot decode {event_abi['name']} at block {log.get('blockNumber')}: {exc}") from exc
     fields: dict[str, Any] = {}
     for key, value in data["args"].items():
-        if isinstance(value, (bytes, bytearray)):
+        if isinstance(value, (list, tuple)):
+            value = tuple(Web3.to_checksum_address(v) for v in value)
+        elif isinstance(value, (bytes, bytearray)):
             value = Web3.to_hex(value)
         elif isinstance(value, str) and Web3.is_address(value):
             value = Web3.to_checksum_address(value)

@@ -20,3 +20,6 @@ def test_packaged_artifact_matches_contracts() -> None:
     )
     assert packaged["bytecode"] == fresh["bytecode"], "bytecode drifted from contracts/: run `make artifact`"
     assert packaged["compiler"] == fresh["compiler"]
+    source = root / fresh["sourcePath"]
+    packaged_source = root / "colearn_chain" / "artifacts" / source.name
+    assert packaged_source.read_text() == source.read_text(), "packaged source drifted: run `make artifact`"

@@ -30,6 +30,9 @@ def test_deploy_emits_initial_model_and_first_epoch(cl: Any, learners: list[Any]
     # Prepare
     tx = cl.tx
     # Assert
+    formed = tx.events["ConsortiumFormed"]
+    assert list(formed["learners"]) == learners
+    assert (formed["voteThresholdBps"], formed["proposalTimeout"], formed["proposerVotes"]) == (5000, PROPOSAL_TIMEOUT, True)
     assert tx.events["ModelInitialized"]["digest"] == INITIAL_DIGEST
     assert tx.events["ModelInitialized"]["cid"] == INITIAL_CID
     started = tx.events["EpochStarted"]
@@ -63,6 +66,7 @@ def test_rejects_zero_timeouts(deploy: Callable[..., Any], learners: list[Any]) 
 def test_rejects_empty_initial_model(deploy: Callable[..., Any], learners: list[Any]) -> None:
     expect_revert(lambda: deploy(learners, digest="0x" + "00" * 32), error="EmptyModel")
     expect_revert(lambda: deploy(learners, cid=""), error="EmptyModel")
+    expect_revert(lambda: deploy(learners, cid="Q" * 101), error="CidTooLong", with_args=[101, 100])
 
 
 def test_learner_index_of_stranger_reverts(cl: Any, stranger: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from brownie import chain
+from brownie import chain, web3
 
 from conftest import (
     current_model,
@@ -70,12 +70,33 @@ def test_proposal_after_deadline_reverts(cl: Any, learners: list[Any]) -> None:
     )
 
 
-def test_proposal_just_before_deadline_is_accepted(cl: Any, learners: list[Any]) -> None:
-    # Prepare: the next block is mined at deadline - 1
+def test_proposal_in_the_last_second_is_accepted(cl: Any, learners: list[Any]) -> None:
+    # Prepare: the proposal is mined one second before the deadline
     deadline = cl.epochState()["deadline"]
-    chain.mine(timestamp=deadline - 2)
+    web3.provider.make_request("evm_setNextBlockTimestamp", [deadline - 1])
     # Execute
     tx = propose(cl, 0, learners[0])
     # Assert
-    assert chain[tx.block_number].timestamp < deadline
+    assert chain[tx.block_number].timestamp == deadline - 1
     assert cl.epochState()["currentPhase"] == VOTING
+
+
+def test_proposal_at_the_deadline_reverts(cl: Any, learners: list[Any]) -> None:
+    deadline = cl.epochState()["deadline"]
+    web3.provider.make_request("evm_setNextBlockTimestamp", [deadline])
+    expect_revert(
+        cl.propose, 0, digest_of("x"), "QmX", {"from": learners[0]}, error="ProposalClosed", with_args=[0, deadline]
+    )
+
+
+def test_cid_of_maximum_length_is_accepted(cl: Any, learners: list[Any]) -> None:
+    # A CIDv0 is 46 bytes, a base32 CIDv1 59; the contract bounds what closing an epoch re-reads.
+    longest = "b" * cl.MAX_CID_LENGTH()
+    cl.propose(0, digest_of("x"), longest, {"from": learners[0]})
+    assert cl.epochState()["cid"] == longest
+
+
+def test_cid_one_byte_too_long_reverts(cl: Any, learners: list[Any]) -> None:
+    expect_revert(
+        cl.propose, 0, digest_of("x"), "b" * 101, {"from": learners[0]}, error="CidTooLong", with_args=[101, 100]
+    )
