@@ -12,11 +12,22 @@ BPS_DENOMINATOR = 10_000
 
 
 def threshold_to_bps(threshold: float) -> int:
-    """Convert a fraction such as 0.5 to basis points (5000), refusing values the contract refuses."""
-    bps = round(Fraction(str(threshold)) * BPS_DENOMINATOR)
+    """Convert a fraction such as 0.5 to basis points (5000), exactly.
+
+    A fraction that is not a whole number of basis points (2/3 written 0.666667) is refused rather
+    than rounded: rounding would silently change how many approvals the contract requires.
+    """
+    exact = Fraction(str(threshold)) * BPS_DENOMINATOR
+    if exact.denominator != 1:
+        lower, upper = exact.numerator // exact.denominator, exact.numerator // exact.denominator + 1
+        raise ValueError(
+            f"vote threshold {threshold} is not a whole number of basis points; "
+            f"use {lower / BPS_DENOMINATOR} or {upper / BPS_DENOMINATOR}"
+        )
+    bps = int(exact)
     if not 1 <= bps <= BPS_DENOMINATOR:
         raise ValueError(f"vote threshold must be in (0, 1], got {threshold}")
-    return int(bps)
+    return bps
 
 
 def is_accepted(approvals: int, voters: int, threshold_bps: int) -> bool:

@@ -14,8 +14,9 @@ Two deliberate, documented choices keep this identical to what the agents do on 
   cannot change what the others see. The seed hands each learner its own ``ProposedWeights``,
   whose weights are the proposal, so the accepted values are the same;
 * the threshold is decided in exact integers by :func:`colearn_chain.decision.is_accepted`, the
-  same rule the contract applies (the seed's float comparison gives the same answer for every
-  threshold expressible in basis points).
+  same rule the contract applies. The seed compares floats (``approves >= n * 0.55`` can differ
+  from the exact rational comparison at rounding edges); thresholds are whole basis points here
+  (:func:`colearn_chain.decision.threshold_to_bps` refuses others), compared exactly.
 
 Under the colearn 0.2.8 variant (``proposer_votes=False``) the proposer is not asked to test its
 own proposal, its entry in :attr:`EpochResult.votes` is ``None``, and the threshold is over the
