@@ -4,6 +4,7 @@
 #   node_modules/   anvil, ganache, solcjs (package-lock.json pins them)
 #   .tools/bin/ipfs Kubo, built from the Go module proxy (no binary downloads)
 #   ~/.solcx        a `solc` entry for py-solc-x/brownie, served by tools/solc.js
+#   chromium        Debian's chromium and chromium-driver, for the explorer's browser tests (as root)
 # Idempotent: each step runs only when its inputs changed, so a second run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,17 @@ fi
 if ! .tools/bin/ipfs version 2>/dev/null | grep -q "${KUBO_VERSION#v}"; then
   echo "setup: building Kubo $KUBO_VERSION from the Go module proxy (a few minutes, once)"
   bash tools/build-kubo.sh "$KUBO_VERSION" "$root/.tools/bin/ipfs"
+fi
+
+# The explorer's browser tests drive Debian's Chromium through its chromedriver (no browser download).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's chromium and chromium-driver (browser tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "setup: chromium and chromedriver are missing; install Debian's chromium and chromium-driver" \
+         "(as root: apt-get install chromium chromium-driver) for the browser tests" >&2
+  fi
 fi
 
 # py-solc-x looks for solc-v<version> in its install folder; point it at our solcjs wrapper.

@@ -1,0 +1,72 @@
+"""`colearn-chain explorer`: serve the explorer page for a contract on 127.0.0.1 until interrupted.
+
+Also :func:`serve_in_background`, which `colearn-chain run --explorer` calls to show a run as it happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from ..exceptions import ColearnChainError
+from ..explorer.server import ExplorerServer, start_server
+from ..history import History, Source, connect
+from .status import add_source_args, open_history
+
+__all__ = ["register", "run", "serve_in_background"]
+
+log = logging.getLogger(__name__)
+
+
+def serve_in_background(
+    rpc_url: str,
+    deployment: Source,
+    port: int = 0,
+    *,
+    start_block: int | None = None,
+    gas: bool = True,
+    poll_interval: float = 0.5,
+) -> tuple[ExplorerServer, str]:
+    """Read the history of ``deployment`` (a Deployment or an address), serve it, return (server, url).
+
+    The events are read before this returns (so the first page is complete); receipts for gas are
+    fetched by the server's poller afterwards. Stop it with ``server.stop()``.
+    """
+    try:
+        history = History.open(connect(rpc_url), deployment, start_block, gas=gas)
+    except ValueError as exc:
+        raise ColearnChainError(str(exc)) from exc
+    history.update(gas=False)
+    server = start_server(history, port=port, poll_interval=poll_interval)
+    return server, server.url
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "explorer",
+        help="serve a live explorer page for a contract on 127.0.0.1",
+        description="Serve the contract's epochs, votes, scores and transactions as a live web page (loopback only).",
+    )
+    add_source_args(parser)
+    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    parser.add_argument("--no-gas", action="store_true", help="skip the receipts (faster on a slow public RPC)")
+    parser.add_argument("--poll", type=float, default=1.0, metavar="SECONDS", help="how often to read new blocks")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    history = open_history(args, gas=False)
+    history.gas = not args.no_gas
+    try:
+        server = start_server(history, port=args.port, poll_interval=args.poll)
+    except OSError as exc:
+        raise ColearnChainError(f"cannot listen on 127.0.0.1:{args.port}: {exc}") from exc
+    log.info("explorer for %s at %s (Ctrl-C to stop)", history.address, server.url)
+    try:
+        server.stopping.wait()
+    except KeyboardInterrupt:  # the normal way to stop a foreground server
+        log.info("stopping")
+    finally:
+        server.stop()
+    return 0

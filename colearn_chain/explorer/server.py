@@ -1,0 +1,255 @@
+"""The explorer's HTTP server: a JSON API over a live :class:`~colearn_chain.history.History`, and the page.
+
+Why the standard library's ThreadingHTTPServer: the page is served to one person on their own machine,
+so a dependency-free server that binds 127.0.0.1 only is enough; every request is answered from the
+in-memory index (no RPC on the request path), which is what keeps 1,000 epochs x 10 learners fast.
+
+A poller thread updates the index from the chain and wakes long-polling clients (``/api/events``),
+so the page updates without reloads. API (all GET, JSON):
+
+- ``/api/summary``: the contract's parameters and state, outcome counts, the public explorer if known.
+- ``/api/epochs?offset=O&limit=L``: epochs at positions O..O+L, oldest first (L <= 1000).
+- ``/api/epochs/<n>``: one epoch.
+- ``/api/scores``: every vote score as per-learner columns (the chart).
+- ``/api/events?since=SEQ&wait=S``: waits up to S seconds (<= 30) for changes after SEQ; returns the
+  new seq, the summary, the epochs that changed and the decoded events.
+- ``/api/history``: everything, as ``History.to_json()`` (results.json's shape).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ..history import History
+from .links import explorer_for
+
+__all__ = ["ExplorerServer", "start_server"]
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+MAX_PAGE = 1000
+MAX_WAIT = 30.0
+#: Receipts fetched per poll, so a first load of 11k transactions still lets events through every tick.
+GAS_PER_TICK = 2000
+
+_STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+#: Everything the page loads comes from this server: no CDN, no external request of any kind.
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def _static(name: str) -> bytes:
+    return resources.files("colearn_chain.explorer").joinpath("static", name).read_bytes()
+
+
+class ExplorerServer(ThreadingHTTPServer):
+    """Serves one History on 127.0.0.1 and keeps it updated from the chain in a poller thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, history: History, *, port: int = 0, poll_interval: float = 0.5) -> None:
+        super().__init__((HOST, port), _Handler)
+        self.history = history
+        self.poll_interval = poll_interval
+        self.changed = threading.Condition()
+        self.stopping = threading.Event()
+        self.poll_error: str | None = None
+        self.explorer = explorer_for(history.summary.chain_id)
+        self._static_cache = {name: _static(name) for name, _ in set(_STATIC.values())}
+        self._poller = threading.Thread(target=self._poll_loop, name="explorer-poller", daemon=True)
+        self._serve_thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.server_address[1]}/"
+
+    # ───────────────────────────── lifecycle
+
+    def start(self) -> "ExplorerServer":
+        """Serve and poll in background threads; returns at once."""
+        self._poller.start()
+        self._serve_thread = threading.Thread(target=self.serve_forever, name="explorer-http", daemon=True)
+        self._serve_thread.start()
+        log.debug("explorer serving %s on %s", self.history.address, self.url)
+        return self
+
+    def shutdown(self) -> None:
+        """Stop polling and serving and wake every long-poll (socketserver's ``shutdown``, plus the poller)."""
+        self.stopping.set()
+        with self.changed:
+            self.changed.notify_all()
+        if self._serve_thread is not None:
+            super().shutdown()
+
+    def stop(self) -> None:
+        """:meth:`shutdown`, then close the socket and wait for the poller."""
+        self.shutdown()
+        self.server_close()
+        if self._poller.is_alive():
+            self._poller.join(timeout=10)
+
+    def _poll_loop(self) -> None:
+        while not self.stopping.is_set():
+            before = self.history.seq
+            try:
+                self.history.update(gas=False)
+                if self.history.gas:
+                    self.history.fill_gas(GAS_PER_TICK)
+                if self.poll_error:
+                    log.info("chain reachable again")
+                self.poll_error = None
+            except Exception as exc:  # a flaky RPC must not kill the page; it shows the error and retries
+                if self.poll_error is None:
+                    log.warning("explorer cannot update from the chain: %s", exc)
+                self.poll_error = f"{type(exc).__name__}: {exc}"
+            if self.history.seq != before:
+                with self.changed:
+                    self.changed.notify_all()
+            self.stopping.wait(self.poll_interval)
+
+    # ───────────────────────────── API bodies
+
+    def summary(self) -> dict[str, Any]:
+        out = self.history.summary_json()
+        out.update(explorer=self.explorer, poll_error=self.poll_error, server_time=int(time.time()))
+        return out
+
+    def wait_for_change(self, since: int, timeout: float) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.history.seq > since or self.stopping.is_set(), timeout=timeout)
+
+
+def _int(query: dict[str, list[str]], name: str, default: int) -> int:
+    try:
+        return int(query.get(name, [str(default)])[0])
+    except ValueError:
+        raise _BadRequest(f"{name} must be an integer") from None
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExplorerServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, status: int, body: bytes, content_type: str, *, cache: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Security-Policy", _CSP)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cache-Control", "max-age=60" if cache else "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, data: Any, status: int = HTTPStatus.OK) -> None:
+        self._send(status, json.dumps(data, separators=(",", ":")).encode(), "application/json")
+
+    def _host_ok(self) -> bool:
+        """Refuse other Host names, so a web page elsewhere cannot reach this server by DNS rebinding."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        return host in ("127.0.0.1", "localhost")
+
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        self.do_GET()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if not self._host_ok():
+            self._json({"error": "forbidden host"}, HTTPStatus.FORBIDDEN)
+            return
+        parts = urlsplit(self.path)
+        path, query = parts.path, parse_qs(parts.query)
+        try:
+            if path in _STATIC:
+                name, content_type = _STATIC[path]
+                self._send(HTTPStatus.OK, self.server._static_cache[name], content_type)
+            elif path == "/api/summary":
+                self._json(self.server.summary())
+            elif path == "/api/epochs":
+                self._epochs(query)
+            elif path.startswith("/api/epochs/"):
+                self._one_epoch(path.rsplit("/", 1)[1])
+            elif path == "/api/scores":
+                self._json(self.server.history.scores_json())
+            elif path == "/api/events":
+                self._events(query)
+            elif path == "/api/history":
+                self._json(self.server.history.to_json())
+            elif path == "/favicon.ico":
+                self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon", cache=True)
+            else:
+                self._json({"error": f"no such path {path}"}, HTTPStatus.NOT_FOUND)
+        except _BadRequest as exc:
+            self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser went away (a page reload during a long-poll)
+
+    def _epochs(self, query: dict[str, list[str]]) -> None:
+        history = self.server.history
+        offset = max(_int(query, "offset", 0), 0)
+        limit = min(max(_int(query, "limit", 50), 0), MAX_PAGE)
+        epochs = history.epochs_json(offset, limit)
+        self._json(
+            {
+                "total": len(history),
+                "first_epoch": history.first_epoch,
+                "offset": offset,
+                "limit": limit,
+                "seq": history.seq,
+                "epochs": epochs,
+            }
+        )
+
+    def _one_epoch(self, text: str) -> None:
+        try:
+            self._json(self.server.history.epoch_json(int(text)))
+        except (ValueError, KeyError):
+            self._json({"error": f"no epoch {text}"}, HTTPStatus.NOT_FOUND)
+
+    def _events(self, query: dict[str, list[str]]) -> None:
+        history = self.server.history
+        since = _int(query, "since", 0)
+        try:
+            wait = min(max(float(query.get("wait", ["0"])[0]), 0.0), MAX_WAIT)
+        except ValueError:
+            raise _BadRequest("wait must be a number") from None
+        if wait and history.seq <= since:
+            self.server.wait_for_change(since, wait)
+        changed = history.changed_since(since)
+        self._json(
+            {
+                "seq": history.seq,
+                "summary": self.server.summary(),
+                "changed": changed[-MAX_PAGE:],
+                "events": history.events_since(since)[-200:],
+            }
+        )
+
+
+def start_server(history: History, *, port: int = 0, poll_interval: float = 0.5) -> ExplorerServer:
+    """Start an ExplorerServer over ``history`` (already read once) in background threads."""
+    return ExplorerServer(history, port=port, poll_interval=poll_interval).start()

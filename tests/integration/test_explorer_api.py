@@ -1,0 +1,157 @@
+"""The explorer's JSON API and the History index behind it, on a real Anvil.
+
+Paging, long-poll wake-up on a new transaction, loopback-only binding and the Host check, lazy gas,
+and a history that starts mid-way (``--from-block`` after the deployment).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from eth_account import Account
+
+from colearn_chain.chain.deployment import Deployment
+from colearn_chain.cli.explorer import serve_in_background
+from colearn_chain.explorer.server import ExplorerServer
+from colearn_chain.history import History, connect
+from colearn_chain.services.anvil import AnvilNode, fund
+from history_driver import Driver, learner_keys
+
+STATIC = Path(__file__).resolve().parents[2] / "colearn_chain" / "explorer" / "static"
+
+
+def _get(url: str, host: str | None = None) -> tuple[int, dict[str, str], Any]:
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+            status, headers = response.status, dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        body, status, headers = exc.read(), exc.code, dict(exc.headers)
+    is_json = headers.get("Content-Type", "").startswith("application/json")
+    return status, headers, json.loads(body) if is_json else body
+
+
+@pytest.fixture()
+def chain() -> Iterator[tuple[str, Driver, Deployment]]:
+    with AnvilNode() as node:
+        keys = learner_keys(3, salt="explorer-api")
+        fund(node.url, [Account.from_key(k).address for k in keys])
+        driver = Driver.create(node.url, keys)
+        deployment = driver.deploy()
+        for epoch in range(6):
+            driver.epoch(epoch, [(epoch % 2 == 0, 0.5 + epoch), (True, 0.25), (epoch % 3 == 0, -1.0)])
+        yield node.url, driver, deployment
+
+
+@pytest.fixture()
+def served(chain: tuple[str, Driver, Deployment]) -> Iterator[tuple[ExplorerServer, str, Driver]]:
+    rpc_url, driver, deployment = chain
+    server, url = serve_in_background(rpc_url, deployment, 0, poll_interval=0.1)
+    try:
+        deadline = time.monotonic() + 20
+        while server.history.gas_pending and time.monotonic() < deadline:  # the poller fetches receipts
+            time.sleep(0.05)
+        yield server, url, driver
+    finally:
+        server.stop()
+
+
+def test_pages_epochs_and_serves_one_epoch(served: tuple[ExplorerServer, str, Driver]) -> None:
+    server, url, _ = served
+
+    _, _, page = _get(url + "api/epochs?offset=2&limit=3")
+    _, _, everything = _get(url + "api/epochs?offset=0&limit=100000")
+    _, _, one = _get(url + "api/epochs/4")
+    missing, _, _ = _get(url + "api/epochs/99")
+    bad, _, error = _get(url + "api/epochs?offset=x")
+
+    assert page["total"] == 7 and [e["epoch"] for e in page["epochs"]] == [2, 3, 4]
+    assert everything["limit"] == 1000 and [e["epoch"] for e in everything["epochs"]] == list(range(7))
+    assert one == everything["epochs"][4] == server.history.epoch(4).to_json()
+    assert one["outcome"] == "accepted" and len(one["votes"]) == 3
+    assert missing == 404 and bad == 400 and "offset" in error["error"]
+
+
+def test_long_poll_wakes_on_a_new_transaction(served: tuple[ExplorerServer, str, Driver]) -> None:
+    server, url, driver = served
+    _, _, summary = _get(url + "api/summary")
+    replies: list[Any] = []
+    waiter = threading.Thread(target=lambda: replies.append(_get(url + f"api/events?since={summary['seq']}&wait=20")))
+
+    waiter.start()
+    time.sleep(0.3)
+    sent = time.monotonic()
+    driver.propose(6)
+    waiter.join(timeout=20)
+    woke_after = time.monotonic() - sent
+
+    assert replies, "the long-poll never returned"
+    _, _, changes = replies[0]
+    assert woke_after < 5, f"woke {woke_after:.2f} s after the transaction"
+    assert changes["seq"] > summary["seq"] and 6 in changes["changed"]
+    assert [e["type"] for e in changes["events"]] == ["WeightsProposed"]
+    assert changes["summary"]["phase"] == "Voting"
+
+
+def test_binds_loopback_only_and_refuses_foreign_hosts(served: tuple[ExplorerServer, str, Driver]) -> None:
+    server, url, _ = served
+
+    page_status, headers, page = _get(url)
+    foreign, _, _ = _get(url + "api/summary", host="attacker.example:80")
+    local, _, _ = _get(url + "api/summary", host=f"localhost:{server.server_address[1]}")
+
+    assert server.server_address[0] == "127.0.0.1"
+    assert page_status == 200 and b"/static/app.js" in page
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert foreign == 403 and local == 200
+    for name in ("index.html", "app.js", "style.css"):  # the page names no other origin
+        text = (STATIC / name).read_text()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
+
+
+def test_gas_is_lazy_and_a_history_can_start_mid_way(chain: tuple[str, Driver, Deployment]) -> None:
+    rpc_url, driver, deployment = chain
+    w3 = connect(rpc_url)
+    epoch3_start = History.load(w3, deployment).epoch(3).started_block
+
+    lazy = History.load(w3, deployment, gas=False)
+    pending, before = lazy.gas_pending, lazy.epoch(0).gas_used
+    fetched = lazy.fill_gas(limit=5)
+    late = History.load(w3, deployment.address, epoch3_start)
+
+    assert pending == 6 * 4 and before is None
+    assert fetched == 5 and lazy.gas_pending == pending - 5
+    proposal = lazy.epoch(0).proposal
+    assert proposal is not None and proposal.tx.gas_used is not None
+    # The block that started epoch 3 holds epoch 2's last vote and decision: that much of epoch 2 is shown.
+    full = History.load(w3, deployment)
+    assert late.first_epoch == 2 and [e.epoch for e in late.epochs] == [2, 3, 4, 5, 6]
+    assert late.epoch(2).outcome == full.epoch(2).outcome and late.epoch(2).votes == full.epoch(2).votes[-1:]
+    assert [e.to_json() for e in late.epochs[1:]] == [e.to_json() for e in full.epochs[3:]]
+
+
+def test_a_known_testnet_links_its_public_explorer() -> None:
+    # Prepare: Anvil posing as Sepolia (chain id 11155111)
+    with AnvilNode(chain_id=11155111) as node:
+        keys = learner_keys(3, salt="explorer-sepolia")
+        fund(node.url, [Account.from_key(k).address for k in keys])
+        deployment = Driver.create(node.url, keys).deploy()
+
+        # Execute
+        server, url = serve_in_background(node.url, deployment, 0)
+        try:
+            _, _, summary = _get(url + "api/summary")
+        finally:
+            server.stop()
+
+    # Assert
+    assert summary["chain_id"] == 11155111
+    assert summary["explorer"] == {"name": "Sepolia Etherscan", "base": "https://sepolia.etherscan.io"}
