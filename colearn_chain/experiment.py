@@ -10,9 +10,9 @@ on Ctrl-C too.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -26,18 +26,17 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from .chain.client import ChainClient
-from .chain.deployment import Deployment
 from .chain.events import EpochSkipped, LogCursor, ProposalAccepted, ProposalRejected, VoteCast
-from .codec import decode_weights, digest_hex, encode_weights
+from .codec import digest_hex, encode_weights
 from .decision import threshold_to_bps
-from .driver import run as run_reference
 from .exceptions import ColearnChainError
 from .history import History
+from .results import assemble_results
 from .learners import learner_config, make_learner
-from .learners import baselines
-from .services.anvil import DEV_KEY, AnvilNode, fund
+from .services.anvil import DEV_KEY, LOCAL_CHAIN_IDS, AnvilNode, fund, fund_from_unlocked
 from .store import KuboStore, LocalStore, WeightStore
-from .typing import Weights
+from .agent import StateDir
+from .wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY, create_keystore, load_keystore
 
 log = logging.getLogger(__name__)
 
@@ -110,52 +109,68 @@ def _store(settings: ExperimentSettings) -> tuple[WeightStore, str]:
     return LocalStore(root), f"local:{root.resolve()}"
 
 
-def _learner_accounts(n: int, rpc_url: str) -> list[LocalAccount]:
-    """The learners' wallets: from $COLEARN_LEARNER_KEYS (funded keys on an existing chain), or new keys
-    funded from $COLEARN_FUNDER_KEY, the node's unlocked dev account, or Anvil's dev key."""
+@dataclass(frozen=True)
+class _Wallet:
+    """A learner's account and how its agent unlocks it: a keystore (generated keys) or the raw key
+    (keys the user supplied, which the run does not copy to disk)."""
+
+    account: LocalAccount
+    keystore: Path | None
+
+
+def _user_keys(n: int) -> list[LocalAccount] | None:
     given = os.environ.get(ENV_LEARNER_KEYS)
-    if given:
-        keys = [k.strip() for k in given.split(",") if k.strip()]
-        if len(keys) < n:
-            raise ExperimentError(f"${ENV_LEARNER_KEYS} holds {len(keys)} keys; {n} learners need {n}")
-        return [Account.from_key(k) for k in keys[:n]]
-    accounts = [Account.create() for _ in range(n)]
-    addresses = [a.address for a in accounts]
+    if not given:
+        return None
+    keys = [k.strip() for k in given.split(",") if k.strip()]
+    if len(keys) < n:
+        raise ExperimentError(f"${ENV_LEARNER_KEYS} holds {len(keys)} keys; {n} learners need {n}")
+    accounts = []
+    for i, key in enumerate(keys[:n]):
+        try:
+            accounts.append(Account.from_key(key))
+        except (ValueError, TypeError):
+            # eth-keys may quote the input in its message: never pass it on.
+            raise ExperimentError(f"key {i} in ${ENV_LEARNER_KEYS} is not a valid private key") from None
+    return accounts
+
+
+def _learner_wallets(n: int, rpc_url: str, out: Path, password: str) -> list[_Wallet]:
+    """The learners' wallets: $COLEARN_LEARNER_KEYS (funded keys on an existing chain), or new keys in
+    encrypted keystores under ``out/wallets``, funded from $COLEARN_FUNDER_KEY, the node's unlocked dev
+    account, or (on a local chain id only) Anvil's well-known dev key."""
+    supplied = _user_keys(n)
+    if supplied is not None:
+        return [_Wallet(account, None) for account in supplied]
+    folder = out / "wallets"
+    wallets = []
+    for i in range(n):
+        path = folder / f"learner-{i}.keystore.json"
+        create_keystore(path, password, overwrite=True)
+        wallets.append(_Wallet(load_keystore(path, password), path))
+    addresses = [w.account.address for w in wallets]
     funder = os.environ.get(ENV_FUNDER_KEY)
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     if funder:
         fund(rpc_url, addresses, 10.0, funder_key=funder)
     elif w3.eth.accounts:
-        # A development chain (Anvil, Ganache) with unlocked accounts: fund from the first one.
-        sender = w3.eth.accounts[0]
-        for address in addresses:
-            w3.eth.wait_for_transaction_receipt(
-                w3.eth.send_transaction({"from": sender, "to": address, "value": w3.to_wei(10, "ether")})
-            )
+        fund_from_unlocked(rpc_url, addresses, 10.0)
+    elif w3.eth.chain_id in LOCAL_CHAIN_IDS:
+        fund(rpc_url, addresses, 10.0, funder_key=DEV_KEY)
     else:
-        try:
-            fund(rpc_url, addresses, 10.0, funder_key=DEV_KEY)
-        except Exception as exc:
-            raise ExperimentError(
-                f"cannot fund new learner wallets on {rpc_url}: set ${ENV_LEARNER_KEYS} to funded keys "
-                f"(comma-separated) or ${ENV_FUNDER_KEY} to a funded key ({exc})"
-            ) from exc
-    return accounts
+        raise ExperimentError(
+            f"cannot fund new learner wallets on chain {w3.eth.chain_id}: set ${ENV_LEARNER_KEYS} to funded "
+            f"keys (comma-separated) or ${ENV_FUNDER_KEY} to a funded key"
+        )
+    return wallets
 
 
-def _save_keystores(accounts: Sequence[LocalAccount], out: Path) -> str:
-    """Write each learner's key as an encrypted keystore; the password goes to a 0600 file beside them."""
-    folder = out / "wallets"
-    folder.mkdir(parents=True, exist_ok=True)
-    password = os.urandom(16).hex()
-    secret = folder / "password.txt"
-    secret.write_text(password)
-    secret.chmod(0o600)
-    for i, account in enumerate(accounts):
-        path = folder / f"learner-{i}.keystore.json"
-        path.write_text(json.dumps(Account.encrypt(account.key, password, kdf="scrypt", iterations=2**14)))
-        path.chmod(0o600)
-    return password
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to a file that is owner-only from its first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
 
 
 # ───────────────────────────────────────────────────────────── agents
@@ -169,15 +184,19 @@ class _AgentProcess:
     process: subprocess.Popen[bytes]
 
 
+#: Secrets of the run that no agent process may inherit (each gets only its own key or password).
+_WITHHELD = (ENV_LEARNER_KEYS, ENV_FUNDER_KEY, ENV_PRIVATE_KEY, ENV_KEYSTORE_PASSWORD)
+
+
 def _start_agents(
-    accounts: Sequence[LocalAccount], rpc_url: str, deployment_path: Path, store_url: str, settings: ExperimentSettings
+    wallets: Sequence[_Wallet], password: str, rpc_url: str, deployment_path: Path, store_url: str,
+    settings: ExperimentSettings,
 ) -> list[_AgentProcess]:
     agents = []
-    for i, account in enumerate(accounts):
+    base_env = {k: v for k, v in os.environ.items() if k not in _WITHHELD}
+    for i, wallet in enumerate(wallets):
         state_dir = settings.out / "agents" / f"learner-{i}"
         state_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "COLEARN_PRIVATE_KEY": account.key.hex()}
-        env.pop("COLEARN_KEYSTORE_PASSWORD", None)
         cmd = [
             sys.executable, "-m", "colearn_chain.cli", "agent",
             "--rpc", rpc_url,
@@ -186,9 +205,14 @@ def _start_agents(
             "--state-dir", str(state_dir),
             "--until-epoch", str(settings.epochs),
         ]
+        if wallet.keystore is not None:
+            cmd += ["--keystore", str(wallet.keystore)]
+            env = {**base_env, ENV_KEYSTORE_PASSWORD: password}
+        else:
+            env = {**base_env, ENV_PRIVATE_KEY: wallet.account.key.hex()}
         with open(state_dir / "agent.log", "ab") as log_file:
             process = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        agents.append(_AgentProcess(i, account.address, state_dir, process))
+        agents.append(_AgentProcess(i, wallet.account.address, state_dir, process))
     return agents
 
 
@@ -206,14 +230,7 @@ def _stop_agents(agents: Sequence[_AgentProcess]) -> None:
 
 def _read_evaluations(state_dir: Path) -> dict[int, dict[str, Any]]:
     """The agent's own record of each vote (epoch -> vote_score, test_score, reason)."""
-    path = state_dir / "evaluations.jsonl"
-    records: dict[int, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                records[int(record["epoch"])] = record
-    return records
+    return StateDir(state_dir).evaluations()
 
 
 def _follow(
@@ -266,131 +283,6 @@ def _print_epoch(
     )
 
 
-# ───────────────────────────────────────────────────────────── results
-
-
-def _agent_weights(agent: _AgentProcess, template: Weights) -> Weights:
-    from .agent import StateDir
-
-    weights = StateDir(agent.state_dir).current_weights()
-    if weights is None:
-        raise ExperimentError(f"learner {agent.index} saved no model in {agent.state_dir}")
-    return decode_weights(encode_weights(weights), expected=template)
-
-
-def _weights_equal(a: Weights, b: Weights) -> bool:
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-
-
-def _epoch_transactions(record: Any) -> list[tuple[str, Any]]:
-    """The epoch's transactions, each once, named for what it did."""
-    named: dict[str, tuple[str, Any]] = {}
-    if record.proposal is not None:
-        named[record.proposal.tx.hash] = ("propose", record.proposal.tx)
-    for vote in record.votes:
-        named[vote.tx.hash] = ("vote", vote.tx)
-    if record.close is not None:
-        kind = "closing vote" if record.close.hash in named else "close"
-        named[record.close.hash] = (kind, record.close)
-    return list(named.values())
-
-
-def _results(
-    settings: ExperimentSettings,
-    config: dict[str, Any],
-    deployment: Deployment,
-    rpc_url: str,
-    history: History,
-    agents: Sequence[_AgentProcess],
-) -> dict[str, Any]:
-    learners = list(deployment.learners)
-    evaluations = [_read_evaluations(a.state_dir) for a in agents]
-    epochs = []
-    for record in history.epochs[: settings.epochs]:
-        votes = []
-        for i, address in enumerate(learners):
-            vote = record.vote_of(address)
-            own = evaluations[i].get(record.epoch, {})
-            votes.append({
-                "learner": i,
-                "address": address,
-                "approve": None if vote is None else vote.approve,
-                "vote_score": None if vote is None else vote.score,
-                "test_score": own.get("test_score"),
-                "reason": own.get("reason"),
-                "tx": None if vote is None else vote.tx.hash,
-                "gas": None if vote is None else vote.tx.gas_used,
-            })
-        epochs.append({
-            "epoch": record.epoch,
-            "proposer": record.proposer_index,
-            "proposer_address": record.proposer,
-            "outcome": record.outcome,
-            "approvals": record.approvals,
-            "rejections": record.rejections,
-            "cid": None if record.proposal is None else record.proposal.cid,
-            "digest": None if record.proposal is None else record.proposal.digest,
-            "votes": votes,
-            "transactions": [
-                {"kind": kind, "hash": tx.hash, "block": tx.block, "from": tx.sender, "gas": tx.gas_used}
-                for kind, tx in _epoch_transactions(record)
-            ],
-            "gas": record.gas_used,
-        })
-
-    # Final models as the agents hold them, scored on the global held-out test set.
-    fresh = [make_learner(config, i) for i in range(len(learners))]
-    template = fresh[0].current_weights()
-    final_weights = [_agent_weights(a, template) for a in agents]
-    for learner, weights in zip(fresh, final_weights):
-        learner.accept_weights(weights)
-    final: dict[str, Any] = {}
-    if config["kind"] == "sklearn":
-        accuracies = baselines.global_test_accuracy(fresh)
-        final = {"test_accuracy_mean": accuracies.mean, "test_accuracy": list(accuracies.per_learner)}
-    final["same_weights_everywhere"] = all(_weights_equal(final_weights[0], w) for w in final_weights[1:])
-
-    # The in-memory reference driver on identically built learners.
-    reference_learners = [make_learner(config, i) for i in range(len(learners))]
-    reference = run_reference(
-        reference_learners, settings.epochs, vote_threshold=settings.threshold,
-        proposer_votes=not settings.colearn_variant,
-    )
-    chain_decisions = [e["outcome"] == "accepted" for e in epochs]
-    reference_decisions = [r.accepted for r in reference]
-    reference_json = {
-        "decisions": reference_decisions,
-        "decisions_match": chain_decisions == reference_decisions,
-        "weights_match": all(
-            _weights_equal(w, learner.current_weights()) for w, learner in zip(final_weights, reference_learners)
-        ),
-    }
-    baselines_json: dict[str, Any] = {"reference": reference_json}
-    if config["kind"] == "sklearn":
-        solo = baselines.solo(config, settings.epochs)
-        central = baselines.centralized(config, settings.epochs)
-        baselines_json.update({
-            "solo_mean": solo.mean, "solo": list(solo.per_learner), "centralized": central.mean,
-        })
-        reference_json["test_accuracy_mean"] = baselines.global_test_accuracy(reference_learners).mean
-
-    return {
-        "config": {**settings.to_json(), "learner_config": config},
-        "chain": {
-            "rpc": rpc_url,
-            "started_by_run": settings.rpc is None,
-            "chain_id": deployment.chain_id,
-            "contract": deployment.address,
-            "deploy_block": deployment.block,
-            "deploy_tx": deployment.tx_hash,
-        },
-        "learners": learners,
-        "epochs": epochs,
-        "final": final,
-        "baselines": baselines_json,
-    }
-
-
 # ───────────────────────────────────────────────────────────── the run
 
 
@@ -403,8 +295,12 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
     store, store_url = _store(settings)
     with contextlib.ExitStack() as stack:
         rpc_url = stack.enter_context(_chain(settings))
-        accounts = _learner_accounts(settings.learners, rpc_url)
-        _save_keystores(accounts, settings.out)
+        # One random password for the run's new keystores, kept owner-only beside them.
+        password = secrets.token_hex(16)
+        wallets = _learner_wallets(settings.learners, rpc_url, settings.out, password)
+        if wallets[0].keystore is not None:
+            _write_secret(settings.out / "wallets" / "password.txt", password)
+        accounts = [w.account for w in wallets]
 
         # Every learner starts from the same weights (colearn's set_equal_weights): learner 0's.
         initial = encode_weights(make_learner(config, 0).current_weights())
@@ -428,17 +324,21 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
             from .cli.explorer import serve_in_background
 
             server, url = serve_in_background(rpc_url, deployment, settings.explorer_port)
-            stack.callback(server.shutdown)
+            stack.callback(server.stop)
             print(f"explorer: {url}", flush=True)
 
-        agents = _start_agents(accounts, rpc_url, deployment_path, store_url, settings)
+        agents = _start_agents(wallets, password, rpc_url, deployment_path, store_url, settings)
         stack.callback(_stop_agents, agents)
         cursor = LogCursor(Web3(Web3.HTTPProvider(rpc_url)), deployment.address, start_block=deployment.block)
         _follow(cursor, deployment.learners, agents, settings)
 
         print("agents done; computing baselines (solo, centralized, reference driver)", flush=True)
         history = History.load(Web3(Web3.HTTPProvider(rpc_url)), deployment)
-        results = _results(settings, config, deployment, rpc_url, history, agents)
+        results = assemble_results(
+            settings=settings.to_json(), config=config, deployment=deployment, rpc_url=rpc_url,
+            started_chain=settings.rpc is None, history=history, state_dirs=[a.state_dir for a in agents],
+            epochs=settings.epochs, threshold=settings.threshold, proposer_votes=not settings.colearn_variant,
+        )
     paths = write_all(results, settings.out)
     for name, path in paths.items():
         print(f"{name}: {path}")

@@ -23,6 +23,8 @@ from ..exceptions import ColearnChainError
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Chain ids of local development chains (Anvil, Ganache): the only ones where DEV_KEY may be used.
+LOCAL_CHAIN_IDS = frozenset({31337, 1337})
 #: Anvil's first dev account (public, well known: for local chains only).
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
@@ -127,6 +129,18 @@ class AnvilNode:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def fund_from_unlocked(rpc_url: str, addresses: list[str], amount_ether: float = 100.0) -> None:
+    """Send ``amount_ether`` to each address from the node's first unlocked account (dev chains only)."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    sender = w3.eth.accounts[0]
+    hashes = [
+        w3.eth.send_transaction({"from": sender, "to": Web3.to_checksum_address(a), "value": w3.to_wei(amount_ether, "ether")})
+        for a in addresses
+    ]
+    for tx_hash in hashes:
+        w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
 
 
 def fund(rpc_url: str, addresses: list[str], amount_ether: float = 100.0, *, funder_key: str = DEV_KEY) -> None:

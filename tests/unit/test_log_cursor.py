@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from web3 import Web3
 
 from colearn_chain.chain import events as events_module
 from colearn_chain.chain.events import LogCursor
