@@ -11,7 +11,7 @@ help:
 	@echo "make setup   install everything into .venv, node_modules and .tools (idempotent)"
 	@echo "make demo    run the default experiment on a local chain; results in $(OUT)/"
 	@echo "make test    run every test (contract tests on Anvil, then the Python tests)"
-	@echo "make bench   print gas per call, seconds per epoch and store throughput"
+	@echo "make bench   print gas per call, seconds per epoch, store MB/s, explorer latency, learning table"
 
 setup:
 	@bash tools/setup.sh
@@ -37,6 +37,8 @@ bench: setup
 	$(PY) bench/gas.py
 	$(PY) bench/epoch.py
 	$(PY) bench/store.py
+	$(PY) bench/explorer.py
+	$(PY) bench/learning.py
 
 clean:
 	rm -rf build reports results .pytest_cache .hypothesis
