@@ -18,6 +18,7 @@ import io
 import itertools
 import json
 import logging
+import shutil
 import statistics
 import sys
 import tempfile
@@ -31,14 +32,19 @@ from colearn_chain.experiment import ExperimentSettings, run_experiment  # noqa:
 
 
 def one_run(dataset: str, split: str, model: str, seed: int, epochs: int, learners: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = ExperimentSettings(
-            learners=learners, epochs=epochs, dataset=dataset, split=split, model=model, seed=seed, out=Path(tmp)
-        )
-        started = time.perf_counter()
+    tmp = tempfile.mkdtemp(prefix=f"colearn-{dataset}-{split}-{model}-{seed}-")
+    settings = ExperimentSettings(
+        learners=learners, epochs=epochs, dataset=dataset, split=split, model=model, seed=seed, out=Path(tmp)
+    )
+    started = time.perf_counter()
+    try:
         with contextlib.redirect_stdout(io.StringIO()):
             results = run_experiment(settings)
-        seconds = time.perf_counter() - started
+    except Exception as exc:  # a failed run is a result too: report it, keep its logs, go on
+        print(f"run failed ({dataset} {split} {model} seed {seed}): {exc}; logs kept in {tmp}", file=sys.stderr)
+        return {"dataset": dataset, "split": split, "model": model, "seed": seed, "error": str(exc), "out": tmp}
+    shutil.rmtree(tmp)
+    seconds = time.perf_counter() - started
     return {
         "dataset": dataset, "split": split, "model": model, "seed": seed,
         "collective": results["final"]["test_accuracy_mean"],
@@ -68,14 +74,18 @@ def main() -> int:
     print("| dataset | split | model | collective | solo mean | centralized | accepted | reference match | s/run |")
     print("|---|---|---|---|---|---|---|---|---|")
     for dataset, split, model in cells:
-        cell = [one_run(dataset, split, model, seed, args.epochs, args.learners) for seed in args.seeds]
-        runs.extend(cell)
+        every = [one_run(dataset, split, model, seed, args.epochs, args.learners) for seed in args.seeds]
+        runs.extend(every)
+        cell = [r for r in every if "error" not in r]
+        if not cell:
+            print(f"| {dataset} | {split} | {model} | all {len(every)} runs failed (see stderr) |||||||", flush=True)
+            continue
         mean = lambda key: statistics.fmean(r[key] for r in cell)  # noqa: E731
         split_name = "dirichlet 0.5" if split == "dirichlet" else split
         print(
             f"| {dataset} | {split_name} | {model} | {mean('collective'):.3f} | {mean('solo_mean'):.3f} | "
             f"{mean('centralized'):.3f} | {mean('accepted'):.1f}/{args.epochs} | "
-            f"{sum(r['reference_match'] for r in cell)}/{len(cell)} | {mean('seconds'):.0f} |",
+            f"{sum(r['reference_match'] for r in cell)}/{len(every)} | {mean('seconds'):.0f} |",
             flush=True,
         )
     if args.json:

@@ -239,9 +239,15 @@ def _follow(
     """Print each epoch as it closes until every agent has exited; fail fast when one crashes."""
     index = {address: i for i, address in enumerate(learners)}
     votes: dict[int, dict[int, bool]] = {}
-    started = time.monotonic()
+    started = last_progress = time.monotonic()
+    # Keepers close an epoch at the latest a little after both deadlines; nothing for much longer
+    # than that means the agents are stuck.
+    stall_limit = 2 * (settings.proposal_timeout + settings.voting_timeout) + 60
     while True:
-        for event in cursor.poll():
+        events = cursor.poll()
+        if events:
+            last_progress = time.monotonic()
+        for event in events:
             if isinstance(event, VoteCast):
                 votes.setdefault(event.epoch, {})[index[event.voter]] = event.approve
             elif isinstance(event, (ProposalAccepted, ProposalRejected, EpochSkipped)):
@@ -255,6 +261,11 @@ def _follow(
                 if isinstance(event, (ProposalAccepted, ProposalRejected, EpochSkipped)):
                     _print_epoch(event, votes.get(event.epoch, {}), learners, agents, settings, time.monotonic() - started)
             return
+        if time.monotonic() - last_progress > stall_limit:
+            raise ExperimentError(
+                f"no event from the contract for {stall_limit} s: the agents are stuck; "
+                f"see their logs in {settings.out / 'agents'}"
+            )
         time.sleep(0.2)
 
 
