@@ -19,6 +19,21 @@ class ContractRevert(ColearnChainError):
         super().__init__(message or f"contract reverted with {name}({rendered})")
 
 
+class TransactionFailed(ColearnChainError):
+    """Raised when a mined transaction failed but replaying it does not revert (e.g. it ran out of gas).
+
+    Unlike :class:`ContractRevert`, no rule of the contract refused it: sending it again (with a fresh
+    gas estimate) may well succeed.
+    """
+
+    def __init__(self, message: str, *, tx_hash: str, block: int, gas_used: int, gas_limit: int | None) -> None:
+        self.tx_hash = tx_hash
+        self.block = block
+        self.gas_used = gas_used
+        self.gas_limit = gas_limit
+        super().__init__(message)
+
+
 class ChainUnavailable(ColearnChainError):
     """Raised when the JSON-RPC endpoint cannot be reached after the retries."""
 

@@ -3,6 +3,8 @@
 Why apart from the loop: this is where untrusted input (a CID and a blob chosen by another learner,
 or by anyone who can write to the store) meets the learner, so every way it can be bad is turned into
 a reject :class:`Verdict` with a reason here, and the loop never has to guess what can go wrong.
+A blob that cannot be fetched *yet* (store down, CID not found) is a reject marked ``retryable``: the
+loop asks again on later polls and casts it only when the voting deadline is near.
 """
 
 from __future__ import annotations
@@ -14,18 +16,21 @@ from typing import Final
 
 import numpy as np
 
-from ..codec import decode_weights, digest_hex
+from ..codec import decode_weights, digest_hex, encode_weights
 from ..driver import copy_weights
-from ..exceptions import DigestMismatch, StoreUnavailable, WeightsMismatch, WeightStoreError
+from ..exceptions import CidNotFound, DigestMismatch, StoreUnavailable, WeightsMismatch, WeightStoreError
 from ..mli import MachineLearningInterface, check_proposed
 from ..store.base import WeightStore
 from ..typing import Cid, HexDigest, Weights
 
 __all__ = [
+    "FETCH_SLACK",
     "INVALID_PROPOSAL_SCORE",
     "SCORE_SCALE",
+    "TRANSIENT_FETCH_ERRORS",
     "Verdict",
     "evaluate_proposal",
+    "fetch_limit",
     "fetch_weights",
     "to_fixed_point",
 ]
@@ -37,6 +42,10 @@ SCORE_SCALE: Final[int] = 10**18
 #: int256's minimum: no real score comes near it, so readers of the chain can tell the two apart.
 INVALID_PROPOSAL_SCORE: Final[int] = -(2**255)
 _INT256_MAX: Final[int] = 2**255 - 1
+#: Bytes a proposal may exceed the encoding of the current weights by (a longer header, metadata).
+FETCH_SLACK: Final[int] = 64 * 1024
+#: Fetch failures that say nothing about the blob itself: asking again later may succeed.
+TRANSIENT_FETCH_ERRORS: Final[tuple[type[WeightStoreError], ...]] = (StoreUnavailable, CidNotFound)
 
 
 @dataclass(frozen=True)
@@ -45,11 +54,13 @@ class Verdict:
 
     ``reason`` is None when the learner tested the weights, otherwise why they were refused untested.
     ``weights`` are the decoded proposal (kept to adopt it if the epoch is accepted), None if refused.
+    ``retryable`` marks a reject because the blob could not be fetched (yet): worth asking again.
     """
 
     approve: bool
     score: int
     reason: str | None = None
+    retryable: bool = False
     vote_score: float | None = None
     test_score: float | None = None
     weights: Weights | None = field(default=None, compare=False, repr=False)
@@ -68,6 +79,15 @@ def _check_finite(weights: Weights) -> None:
     for name, array in weights.items():
         if np.issubdtype(array.dtype, np.inexact) and not np.all(np.isfinite(array)):
             raise WeightsMismatch(f"tensor {name!r} holds NaN or infinite values")
+
+
+def fetch_limit(expected: Weights, max_bytes: int) -> int:
+    """The most bytes worth fetching for a blob that must decode into ``expected``'s shapes.
+
+    A valid blob has the size of ``expected``'s own encoding (same names, shapes and dtypes), give or take
+    a header: anything much larger is refused without downloading it, whatever ``max_bytes`` allows.
+    """
+    return min(max_bytes, len(encode_weights(expected)) + FETCH_SLACK)
 
 
 def fetch_weights(
@@ -92,13 +112,15 @@ def evaluate_proposal(
 ) -> Verdict:
     """Judge the proposal ``(digest, cid)``: a tested vote, or a reject with the reason it was refused.
 
-    StoreUnavailable is raised, not turned into a reject: the store being down says nothing about the
-    proposal, so the caller retries while voting is open.
+    A blob that cannot be fetched (StoreUnavailable, CidNotFound) gives a ``retryable`` reject: the store
+    being down or slow says nothing certain about the proposal, so the caller asks again while voting is
+    open and casts the reject only near the deadline. Every other refusal is final.
     """
     try:
         weights, blob = fetch_weights(store, cid, digest, learner.current_weights(), max_bytes=max_bytes)
-    except StoreUnavailable:
-        raise
+    except TRANSIENT_FETCH_ERRORS as error:
+        return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"{type(error).__name__}: {error}",
+                       retryable=True)
     except (WeightStoreError, WeightsMismatch) as error:
         return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"{type(error).__name__}: {error}")
     try:

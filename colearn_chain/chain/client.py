@@ -4,8 +4,11 @@ Why its own client rather than web3's ``transact()``: a learner must not rely on
 account, so the same code works on a local chain and on a public testnet. Transactions are EIP-1559,
 signed locally, with a locally tracked nonce (resynchronised from the node's ``pending`` count when the
 node disagrees), and every RPC call is retried with backoff on transient errors (connection refused,
-timeouts) before giving up with :class:`ChainUnavailable`. Reverts come back as :class:`ContractRevert`
-with the custom error's name and arguments, decoded from the revert data.
+timeouts, rate limits, a node that has not seen a block yet) before giving up with
+:class:`ChainUnavailable`. Reverts come back as :class:`ContractRevert` with the custom error's name and
+arguments, decoded from the revert data; a mined transaction that failed without a rule refusing it
+(e.g. out of gas) comes back as :class:`TransactionFailed`, which is worth sending again. A transaction
+not mined in time is replaced (same nonce, fees raised by at least 12.5%), never queued behind.
 """
 
 from __future__ import annotations
@@ -19,14 +22,24 @@ from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import (
+    ContractLogicError,
+    ProviderConnectionError,
+    RequestTimedOut,
+    TimeExhausted,
+    TooManyRequests,
+    TransactionIndexingInProgress,
+    TransactionNotFound,
+    Web3RPCError,
+)
 
-from ..exceptions import ChainUnavailable, ContractRevert
+from ..exceptions import ChainUnavailable, ContractRevert, TransactionFailed
 from .artifact import abi, bytecode
 from .deployment import Deployment
-from .revert import Phase, revert_from_exception
+from .events import as_hex as _hex
+from .revert import Phase, revert_data_of, revert_from_exception
 
-__all__ = ["ChainClient", "ContractParams", "CurrentModel", "EpochState", "Phase", "SentTx", "BlockInfo"]
+__all__ = ["ChainClient", "ContractParams", "CurrentModel", "EpochState", "Phase", "SentTx"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +56,33 @@ ZERO_DIGEST: Final[str] = "0x" + "00" * 32
 _NONCE_HINTS: Final[tuple[str, ...]] = ("nonce too low", "nonce too high", "invalid nonce", "replacement transaction underpriced")
 #: Node messages that mean the very same signed transaction is already in the pool.
 _KNOWN_HINTS: Final[tuple[str, ...]] = ("already known", "already imported", "known transaction")
+#: Node messages that mean a replacement's fees are not high enough above the transaction it replaces.
+_UNDERPRICED_HINTS: Final[tuple[str, ...]] = ("replacement transaction underpriced",)
+
+#: Errors that say nothing about the request, only that the node could not answer it now.
+_TRANSIENT_TYPES: Final[tuple[type[BaseException], ...]] = (
+    OSError,  # requests' exceptions (incl. HTTP 429/5xx from raise_for_status), ConnectionError, TimeoutError
+    TooManyRequests,
+    ProviderConnectionError,
+    RequestTimedOut,
+    TimeExhausted,
+    TransactionIndexingInProgress,
+)
+#: JSON-RPC error codes meaning "busy, ask again": -32005 limit exceeded (EIP-1474), 429 from gateways.
+_TRANSIENT_CODES: Final[frozenset[int]] = frozenset({-32005, 429})
+#: Node messages (lower case) meaning the same: rate limits, a node behind its peers, timeouts.
+_TRANSIENT_HINTS: Final[tuple[str, ...]] = (
+    "rate limit",
+    "too many requests",
+    "limit exceeded",
+    "header not found",  # a load-balanced node that has not seen the block its peer just reported
+    "timeout",
+    "timed out",
+    "deadline exceeded",
+    "try again",
+    "temporarily unavailable",
+    "service unavailable",
+)
 
 
 @dataclass(frozen=True)
@@ -98,22 +138,37 @@ class SentTx:
     block: int
 
 
-@dataclass(frozen=True)
-class BlockInfo:
-    """The latest block's number and timestamp: deadlines compare against the chain's clock, not ours."""
-
-    number: int
-    timestamp: int
-
-
-def _hex(value: Any) -> str:
-    return Web3.to_hex(value) if not isinstance(value, str) else value
+def _rpc_error(exc: Web3RPCError) -> tuple[int | None, str]:
+    """(code, lower-case message) of a JSON-RPC error response."""
+    code: int | None = None
+    message = str(exc)
+    response = exc.rpc_response
+    if isinstance(response, dict) and isinstance(response.get("error"), dict):
+        error = response["error"]
+        if isinstance(error.get("code"), int):
+            code = error["code"]
+        message = f"{error.get('message', '')} {message}"
+    return code, message.lower()
 
 
 def _is_transient(exc: BaseException) -> bool:
-    """Connection refused/reset, timeouts, HTTP errors: the node may answer if we ask again."""
-    # requests' exceptions derive from OSError, as do ConnectionError and TimeoutError.
-    return isinstance(exc, OSError)
+    """Whether the node may answer if asked again: connection or HTTP errors, timeouts, rate limits, lag.
+
+    A revert is never transient, whatever its message says.
+    """
+    if isinstance(exc, _TRANSIENT_TYPES):
+        return True
+    if isinstance(exc, ContractLogicError) or revert_data_of(exc) is not None:
+        return False
+    if isinstance(exc, Web3RPCError) and not isinstance(exc, TransactionNotFound):
+        code, message = _rpc_error(exc)
+        return code in _TRANSIENT_CODES or any(hint in message for hint in _TRANSIENT_HINTS)
+    return False
+
+
+def _bump(fee: int) -> int:
+    """``fee`` raised by more than 12.5%: what nodes require of a replacement (geth 10%, others 12.5%)."""
+    return fee * 9 // 8 + 1
 
 
 class ChainClient:
@@ -121,7 +176,9 @@ class ChainClient:
 
     ``address`` may be None until :meth:`deploy`. ``retries`` is how many times a failing RPC call is
     retried (with exponential backoff from ``backoff`` seconds, capped at ``max_backoff``) before
-    :class:`ChainUnavailable`; ``timeout`` is the HTTP timeout of one RPC call.
+    :class:`ChainUnavailable`; ``timeout`` is the HTTP timeout of one RPC call. A transaction not mined
+    within ``receipt_timeout`` seconds is re-signed with the same nonce and fees raised by at least 12.5%,
+    up to ``replacements`` times.
     """
 
     def __init__(
@@ -139,6 +196,7 @@ class ChainClient:
         priority_fee: int | None = DEFAULT_PRIORITY_FEE,
         receipt_timeout: float = 120.0,
         receipt_poll: float = 0.05,
+        replacements: int = 3,
     ) -> None:
         self.rpc_url = rpc_url
         self.account = account
@@ -153,6 +211,7 @@ class ChainClient:
         self.priority_fee = priority_fee
         self.receipt_timeout = receipt_timeout
         self.receipt_poll = receipt_poll
+        self.replacements = replacements
         # web3's own retry is off: ours covers every call, including sends, with one policy.
         self.w3 = Web3(
             Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
@@ -160,6 +219,8 @@ class ChainClient:
         self._abi = abi()
         self._chain_id: int | None = None
         self._nonce: int | None = None
+        #: (nonce, maxFeePerGas, tip) of a transaction given up on unmined: the next one replaces it
+        self._stuck: tuple[int, int, int] | None = None
         self.address: str | None = None
         self.contract: Any = None
         if address is not None:
@@ -240,8 +301,8 @@ class ChainClient:
         digest, cid, since = self._view("currentModel", block=block)
         return CurrentModel(digest=_hex(digest), cid=str(cid), since_epoch=int(since))
 
-    def current_epoch(self) -> int:
-        return int(self._view("currentEpoch"))
+    def current_epoch(self, *, block: BlockId = "latest") -> int:
+        return int(self._view("currentEpoch", block=block))
 
     def phase(self) -> Phase:
         return Phase(self._view("phase"))
@@ -253,18 +314,9 @@ class ChainClient:
     def learners(self) -> tuple[str, ...]:
         return tuple(Web3.to_checksum_address(a) for a in self._view("learners"))
 
-    def learner_count(self) -> int:
-        return int(self._view("learnerCount"))
-
-    def is_learner(self, account: str) -> bool:
-        return bool(self._view("isLearner", Web3.to_checksum_address(account)))
-
     def learner_index(self, learner: str | None = None) -> int:
         """Position of ``learner`` (default: the sender) in the learner list; ContractRevert NotLearner otherwise."""
         return int(self._view("learnerIndex", Web3.to_checksum_address(learner or self.sender)))
-
-    def proposer_of(self, epoch: int) -> str:
-        return Web3.to_checksum_address(self._view("proposerOf", epoch))
 
     def voter_count(self) -> int:
         return int(self._view("voterCount"))
@@ -304,10 +356,6 @@ class ChainClient:
         """
         block = self.retrying("eth_getBlockByNumber", lambda: self.w3.eth.get_block("pending"))
         return int(block["timestamp"])
-
-    def latest_block(self) -> BlockInfo:
-        block = self.retrying("eth_getBlockByNumber", lambda: self.w3.eth.get_block("latest"))
-        return BlockInfo(number=int(block["number"]), timestamp=int(block["timestamp"]))
 
     def block_number(self) -> int:
         return int(self.retrying("eth_blockNumber", lambda: self.w3.eth.block_number))
@@ -387,8 +435,12 @@ class ChainClient:
             raise revert from exc
         return int(estimate * (1 + self.gas_margin)) + self.gas_extra
 
-    def _fees(self) -> tuple[int, int]:
-        """(maxFeePerGas, maxPriorityFeePerGas): twice the latest base fee plus the tip."""
+    def _fees(self, nonce: int) -> tuple[int, int]:
+        """(maxFeePerGas, maxPriorityFeePerGas): twice the latest base fee plus the tip.
+
+        For a nonce still held by a transaction we gave up on, at least that transaction's fees raised by
+        12.5%, so the node takes the new one as its replacement.
+        """
         block = self.retrying("eth_getBlockByNumber", lambda: self.w3.eth.get_block("latest"))
         base_fee = int(block.get("baseFeePerGas", 0) or 0)
         tip = self.priority_fee
@@ -397,7 +449,12 @@ class ChainClient:
                 tip = int(self.retrying("eth_maxPriorityFeePerGas", lambda: self.w3.eth.max_priority_fee))
             except (Web3RPCError, ValueError):
                 tip = DEFAULT_PRIORITY_FEE
-        return 2 * base_fee + tip, tip
+        max_fee = 2 * base_fee + tip
+        if self._stuck is not None and self._stuck[0] == nonce:
+            _, stuck_max_fee, stuck_tip = self._stuck
+            tip = max(tip, _bump(stuck_tip))
+            max_fee = max(max_fee, _bump(stuck_max_fee), tip)
+        return max_fee, tip
 
     def _next_nonce(self) -> int:
         if self._nonce is None:
@@ -415,73 +472,136 @@ class ChainClient:
             return False
 
     def _transact(self, what: str, data: str, *, to: str | None, nonce_attempts: int = 4) -> tuple[SentTx, Any]:
-        """Estimate, sign, send, wait: return the mined transaction and its receipt, or raise ContractRevert."""
+        """Estimate, sign, send, wait: return the mined transaction and its receipt.
+
+        Raises ContractRevert when a rule of the contract refused it, TransactionFailed when it failed on
+        chain for another reason (out of gas), ChainUnavailable when it could not be sent or mined.
+        """
         tx: dict[str, Any] = {"from": self.sender, "data": data}
         if to is not None:
             tx["to"] = to
         gas = self._estimate_gas(what, tx)
-        for attempt in range(nonce_attempts):
+        for _ in range(nonce_attempts):
             nonce = self._next_nonce()
-            max_fee, tip = self._fees()
-            signed = self.account.sign_transaction(
-                {
-                    **tx,
-                    "chainId": self.chain_id(),
-                    "nonce": nonce,
-                    "gas": gas,
-                    "maxFeePerGas": max_fee,
-                    "maxPriorityFeePerGas": tip,
-                    "type": 2,
-                }
-            )
-            tx_hash = HexBytes(signed.hash)
-            try:
-                self.retrying(f"{what} send", lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
-            except ChainUnavailable:
-                self._nonce = None  # the send may or may not have arrived: ask the node next time
-                raise
-            except (Web3RPCError, ValueError) as exc:
-                message = str(exc).lower()
-                if any(hint in message for hint in _KNOWN_HINTS) or (
-                    any(hint in message for hint in _NONCE_HINTS) and self._known(tx_hash)
-                ):
-                    log.debug("%s: %s was already sent", what, _hex(tx_hash))
-                elif any(hint in message for hint in _NONCE_HINTS):
-                    log.info("%s: nonce %d refused (%s); resyncing from the pending count", what, nonce, exc)
-                    self._nonce = None
-                    continue
-                else:
-                    revert = revert_from_exception(exc)
-                    if revert is not None:
-                        raise revert from exc
-                    raise
+            max_fee, tip = self._fees(nonce)
+            status, tx_hash = self._send(what, tx, nonce=nonce, gas=gas, max_fee=max_fee, tip=tip)
+            if tx_hash is None:
+                log.info("%s: nonce %d refused (%s); resyncing from the pending count", what, nonce, status)
+                self._nonce = None
+                if self._stuck is not None and self._stuck[0] == nonce:
+                    self._stuck = None  # whatever held the nonce is mined or replaced by another sender
+                continue
             self._nonce = nonce + 1
-            receipt = self._wait_for_receipt(what, tx_hash)
-            sent = SentTx(tx_hash=_hex(tx_hash), gas_used=int(receipt["gasUsed"]), block=int(receipt["blockNumber"]))
+            receipt = self._wait_or_replace(what, tx, [tx_hash], nonce=nonce, gas=gas, max_fee=max_fee, tip=tip)
+            sent = SentTx(tx_hash=_hex(receipt["transactionHash"]), gas_used=int(receipt["gasUsed"]),
+                          block=int(receipt["blockNumber"]))
             if int(receipt["status"]) != 1:
-                raise self._revert_of_mined(what, tx, receipt)
+                raise self._failure_of_mined(what, tx, receipt, gas)
             log.debug("%s: mined %s in block %d, gas %d", what, sent.tx_hash, sent.block, sent.gas_used)
             return sent, receipt
         raise ChainUnavailable(f"{what}: the node refused {nonce_attempts} nonces in a row")
 
-    def _wait_for_receipt(self, what: str, tx_hash: HexBytes) -> Any:
-        deadline = time.monotonic() + self.receipt_timeout
-        while True:
+    def _send(
+        self, what: str, tx: dict[str, Any], *, nonce: int, gas: int, max_fee: int, tip: int
+    ) -> tuple[str, HexBytes | None]:
+        """Sign and send; ("sent", hash), or (why, None) when the node refused the nonce or the fees."""
+        signed = self.account.sign_transaction(
+            {
+                **tx,
+                "chainId": self.chain_id(),
+                "nonce": nonce,
+                "gas": gas,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+                "type": 2,
+            }
+        )
+        tx_hash = HexBytes(signed.hash)
+        try:
+            self.retrying(f"{what} send", lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
+        except ChainUnavailable:
+            self._nonce = None  # the send may or may not have arrived: ask the node next time
+            raise
+        except (Web3RPCError, ValueError) as exc:
+            message = str(exc).lower()
+            if any(hint in message for hint in _KNOWN_HINTS) or (
+                any(hint in message for hint in _NONCE_HINTS) and self._known(tx_hash)
+            ):
+                log.debug("%s: %s was already sent", what, _hex(tx_hash))
+            elif any(hint in message for hint in _UNDERPRICED_HINTS):
+                return "underpriced", None
+            elif any(hint in message for hint in _NONCE_HINTS):
+                return message, None
+            else:
+                revert = revert_from_exception(exc)
+                if revert is not None:
+                    raise revert from exc
+                raise
+        return "sent", tx_hash
+
+    def _wait_or_replace(
+        self, what: str, tx: dict[str, Any], hashes: list[HexBytes], *, nonce: int, gas: int, max_fee: int, tip: int
+    ) -> Any:
+        """The receipt of whichever of ``hashes`` (one nonce) is mined; re-sign with higher fees while none is.
+
+        Why not give up and resync the nonce: the node counts the stuck transaction as pending, so the
+        next one would queue behind it. Replacing it (same nonce, fees raised by >= 12.5%) unblocks it.
+        """
+        for replacement in range(self.replacements + 1):
+            receipt = self._wait_for_receipt(what, hashes)
+            if receipt is not None:
+                if self._stuck is not None and self._stuck[0] == nonce:
+                    self._stuck = None
+                return receipt
+            if replacement == self.replacements:
+                break
+            fresh_max_fee, fresh_tip = self._fees(nonce)
+            tip = max(fresh_tip, _bump(tip))
+            max_fee = max(fresh_max_fee, _bump(max_fee), tip)
+            log.warning("%s: %s not mined within %.0f s; replacing it (nonce %d) with tip %d, max fee %d wei",
+                        what, _hex(hashes[-1]), self.receipt_timeout, nonce, tip, max_fee)
             try:
-                return self.retrying(f"{what} receipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))
-            except TransactionNotFound:
-                pass
-            if time.monotonic() > deadline:
+                status, tx_hash = self._send(what, tx, nonce=nonce, gas=gas, max_fee=max_fee, tip=tip)
+            except ChainUnavailable:
+                self._nonce, self._stuck = nonce, (nonce, max_fee, tip)
+                raise
+            if tx_hash is not None:
+                hashes.append(tx_hash)
+            elif status != "underpriced":  # the nonce is used: by one of ours, or by another sender
+                receipt = self._wait_for_receipt(what, hashes, timeout=1.0)
+                if receipt is not None:
+                    return receipt
                 self._nonce = None
-                raise ChainUnavailable(f"{what}: {_hex(tx_hash)} not mined within {self.receipt_timeout:.0f} s")
+                raise ChainUnavailable(f"{what}: nonce {nonce} was used by another transaction of {self.sender}")
+        # Keep the nonce: the next transaction takes its place (with fees above the stuck one's), not behind it.
+        self._nonce = nonce
+        self._stuck = (nonce, max_fee, tip)
+        raise ChainUnavailable(
+            f"{what}: nonce {nonce} not mined within {self.receipt_timeout:.0f} s, "
+            f"{self.replacements} replacements with higher fees (last {_hex(hashes[-1])})"
+        )
+
+    def _wait_for_receipt(self, what: str, hashes: Sequence[HexBytes], *, timeout: float | None = None) -> Any:
+        """The receipt of the first of ``hashes`` found mined within ``timeout`` seconds, else None."""
+        deadline = time.monotonic() + (self.receipt_timeout if timeout is None else timeout)
+        while True:
+            for tx_hash in hashes:
+                try:
+                    return self.retrying(f"{what} receipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))
+                except TransactionNotFound:
+                    pass
+            if time.monotonic() > deadline:
+                return None
             time.sleep(self.receipt_poll)
 
-    def _revert_of_mined(self, what: str, tx: dict[str, Any], receipt: Any) -> ContractRevert:
-        """Why a mined transaction reverted: replay it on the state its block left.
+    def _failure_of_mined(self, what: str, tx: dict[str, Any], receipt: Any, gas: int) -> ContractRevert | TransactionFailed:
+        """Why a mined transaction failed: replay it on the state its block left.
 
-        A transaction that passed estimation but reverted on chain lost a race to one mined before it
-        in the same block (another close, the vote that completed the set, a deadline crossed by the
-        block's timestamp), so the state after that block shows the rule it broke.
+        A transaction that passed estimation but reverted on chain usually lost a race to one mined before
+        it in the same block (another close, the vote that completed the set, a deadline crossed by the
+        block's timestamp), so the state after that block shows the rule it broke. If the replay passes,
+        no rule refused it: it ran out of gas (e.g. an estimate made before another vote made ours the one
+        that decides the epoch), and sending it again with a fresh estimate may succeed.
         """
         block = int(receipt["blockNumber"])
         try:
@@ -491,4 +611,10 @@ class ChainClient:
             if revert is not None:
                 return revert
         tx_hash = _hex(receipt["transactionHash"])
-        return ContractRevert("TransactionReverted", (tx_hash,), f"TransactionReverted(tx={tx_hash}, block={block})")
+        gas_used = int(receipt["gasUsed"])
+        cause = "ran out of gas" if gas_used >= gas else "failed"
+        return TransactionFailed(
+            f"{what}: {tx_hash} {cause} in block {block} (gas used {gas_used} of {gas}) though its replay passes; "
+            "send it again",
+            tx_hash=tx_hash, block=block, gas_used=gas_used, gas_limit=gas,
+        )

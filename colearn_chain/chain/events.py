@@ -7,7 +7,7 @@ warning (web3.py's default drops such logs silently).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 from eth_utils import event_abi_to_log_topic
 from web3 import Web3
@@ -136,7 +136,8 @@ _BY_TOPIC = _event_abis()
 _CODEC = Web3().codec  # one codec for every log: building a Web3 per log doubled decoding time
 
 
-def _hex(value: Any) -> str:
+def as_hex(value: Any) -> str:
+    """A hash, digest or byte string as 0x-prefixed hex (strings are taken as already hex)."""
     return Web3.to_hex(value) if not isinstance(value, str) else value
 
 
@@ -147,7 +148,7 @@ def decode_log(log: Any) -> ChainEvent:
         raise EventDecodeError(f"anonymous log at block {log.get('blockNumber')} is not from this contract")
     event_abi = _BY_TOPIC.get(bytes(topics[0]))
     if event_abi is None:
-        raise EventDecodeError(f"unknown event topic {_hex(topics[0])} at block {log.get('blockNumber')}")
+        raise EventDecodeError(f"unknown event topic {as_hex(topics[0])} at block {log.get('blockNumber')}")
     try:
         data = get_event_data(_CODEC, event_abi, log)
     except Exception as exc:  # malformed data under a known topic
@@ -164,8 +165,8 @@ def decode_log(log: Any) -> ChainEvent:
     meta = LogMeta(
         block_number=int(log["blockNumber"]),
         log_index=int(log["logIndex"]),
-        tx_hash=_hex(log["transactionHash"]),
-        block_hash=_hex(log["blockHash"]),
+        tx_hash=as_hex(log["transactionHash"]),
+        block_hash=as_hex(log["blockHash"]),
     )
     return _CLASSES[event_abi["name"]](**fields, meta=meta)
 
@@ -177,11 +178,29 @@ def decode_logs(logs: Iterable[Any]) -> list[ChainEvent]:
     return events
 
 
+TopicFilter = Sequence[Optional[Union[str, Sequence[str]]]]
+
+
+def event_topic(name: str) -> str:
+    """The topic (keccak of the signature) of the contract's event ``name``, as 0x-hex."""
+    for topic, item in _BY_TOPIC.items():
+        if item["name"] == name:
+            return Web3.to_hex(topic)
+    raise KeyError(f"the contract has no event {name!r}")
+
+
+def address_topic(address: str) -> str:
+    """An indexed ``address`` argument as a topic (left-padded to 32 bytes)."""
+    return "0x" + "00" * 12 + Web3.to_checksum_address(address)[2:].lower()
+
+
 class LogCursor:
     """Reads the contract's events in chain order, each exactly once, only once ``confirmations`` deep.
 
     Works the same with instant mining and interval mining: it asks for block ranges up to
     ``head - confirmations`` and remembers the last block it has read, so a block is read once.
+    ``topics`` (an eth_getLogs topic filter, e.g. ``[event_topic("WeightsProposed"), None,
+    address_topic(me)]``) restricts which events it reads; by default, all of the contract's.
     """
 
     def __init__(
@@ -192,32 +211,35 @@ class LogCursor:
         start_block: int,
         confirmations: int = 0,
         max_range: int = 5_000,
+        topics: Optional[TopicFilter] = None,
     ) -> None:
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
         self.next_block = start_block
         self.confirmations = confirmations
         self.max_range = max_range
+        self.topics = list(topics) if topics is not None else None
 
     def safe_head(self) -> int:
         """The newest block deep enough to act on."""
         return int(self.w3.eth.block_number) - self.confirmations
 
-    def poll(self) -> list[ChainEvent]:
-        """Return the events of the blocks not read yet (up to the safe head), in order."""
-        head = self.safe_head()
+    def poll(self, *, to_block: Optional[int] = None) -> list[ChainEvent]:
+        """Return the events of the blocks not read yet (up to the safe head, or ``to_block``), in order."""
+        head = self.safe_head() if to_block is None else min(to_block, self.safe_head())
         events: list[ChainEvent] = []
         while self.next_block <= head:
-            to_block = min(head, self.next_block + self.max_range - 1)
+            end = min(head, self.next_block + self.max_range - 1)
+            query: Any = {"address": self.address, "fromBlock": self.next_block, "toBlock": end}
+            if self.topics is not None:
+                query["topics"] = self.topics
             try:
-                logs = self.w3.eth.get_logs(
-                    {"address": self.address, "fromBlock": self.next_block, "toBlock": to_block}
-                )
+                logs = self.w3.eth.get_logs(query)
             except Exception:
                 # The cursor already stands past the chunks read: hand those over, fail on the next poll.
                 if events:
                     return events
                 raise
             events.extend(decode_logs(logs))
-            self.next_block = to_block + 1
+            self.next_block = end + 1
         return events

@@ -9,6 +9,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Optional
 
+from web3.exceptions import Web3Exception
+
 from ..agent import Agent, AgentSettings, StateDir
 from ..chain.client import ChainClient
 from ..chain.deployment import Deployment
@@ -82,10 +84,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     account = account_from(args)
     client = ChainClient(args.rpc, account, deployment.address)
-    if client.chain_id() != deployment.chain_id:
-        log.error("%s is chain %d, the deployment is on chain %d", args.rpc, client.chain_id(), deployment.chain_id)
+    try:
+        chain_id = client.chain_id()
+        learners = client.learners()
+    except Web3Exception as error:
+        # Not transient (ChainClient retried those): the endpoint answers, but not as this chain would.
+        log.error("cannot read the contract %s through %s: %s; check --rpc and --deployment",
+                  deployment.address, args.rpc, error)
         return 2
-    learners = client.learners()
+    if chain_id != deployment.chain_id:
+        log.error("%s is chain %d, the deployment is on chain %d", args.rpc, chain_id, deployment.chain_id)
+        return 2
     if account.address not in learners:
         log.error("%s is not a learner of %s", account.address, deployment.address)
         return 2

@@ -42,11 +42,14 @@ _NOT_FOUND_HINTS: Final[tuple[str, ...]] = (
     "invalid path",
     "invalid cid",
     "failed to decode",
-    "context deadline exceeded",  # the server-side timeout of a fetch from peers
     "is a directory",
     "not a file",
     "unsupported",
 )
+
+#: Fragments of Kubo error messages meaning "I gave up waiting": the server-side timeout of a fetch from
+#: peers. Not "there is no such file": the peers holding it may answer next time, so it is transient.
+_TIMEOUT_HINTS: Final[tuple[str, ...]] = ("context deadline exceeded", "deadline exceeded", "context canceled")
 
 
 def to_multiaddr(api: str) -> str:
@@ -102,8 +105,8 @@ class KuboStore:
         try:
             data = self._client.cat(
                 cid,
-                # `length` caps what Kubo sends; Kubo's own request timeout, so a fetch from peers fails as "not found"
-                # just before the client would give up on the connection.
+                # `length` caps what Kubo sends; Kubo's own request timeout, so a fetch from peers fails ("context
+                # deadline exceeded", mapped to StoreUnavailable) just before the client would give up on the connection.
                 opts={"length": max_bytes + 1, "timeout": f"{max(self.timeout - 1.0, 1.0)}s"},
             )
         except ipfs_errors.Error as error:
@@ -118,6 +121,8 @@ def _map_error(error: ipfs_errors.Error, *, what: str, cid: Cid | None) -> Weigh
     subject = f"{what} {cid}" if cid else what
     if isinstance(error, ipfs_errors.ErrorResponse):
         message = str(error)
+        if any(hint in message.lower() for hint in _TIMEOUT_HINTS):
+            return StoreUnavailable(f"Kubo {subject} timed out: {message}")
         if cid is not None and any(hint in message.lower() for hint in _NOT_FOUND_HINTS):
             return CidNotFound(f"Kubo {subject}: {message}")
         return WeightStoreError(f"Kubo {subject} failed: {message}")

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
 from colearn_chain import driver
 from colearn_chain.agent import StateDir
@@ -70,6 +71,8 @@ class Consortium:
     proposer_votes: bool = True
     #: when set, every key lives in a keystore with this password (the deployer's made by `wallet new`)
     keystore_password: Optional[str] = None
+    #: the endpoint the agents use, when not ``rpc_url`` (e.g. a fault-injecting proxy in front of it)
+    agent_rpc_url: Optional[str] = None
     accounts: List[LocalAccount] = field(default_factory=list)
     agents: List[AgentProcess] = field(default_factory=list)
     deployment: Optional[Deployment] = None
@@ -153,7 +156,7 @@ class Consortium:
         agent = self.agents[index]
         args = [
             sys.executable, "-m", "colearn_chain.cli", "agent",
-            "--rpc", self.rpc_url,
+            "--rpc", self.agent_rpc_url or self.rpc_url,
             "--deployment", str(self.deployment_path),
             "--store", self.store_url,
             "--learner-config", json.dumps(self.config),
@@ -238,6 +241,17 @@ class Consortium:
 
     def vote_events(self) -> List[VoteCast]:
         return [e for e in self.events() if isinstance(e, VoteCast)]
+
+    def failed_transactions(self) -> List[str]:
+        """Hashes of the transactions mined as failed since the deployment (each one paid gas for nothing)."""
+        assert self.deployment is not None
+        w3 = self.client().w3
+        failed: List[str] = []
+        for number in range(self.deployment.block, w3.eth.block_number + 1):
+            for tx_hash in w3.eth.get_block(number)["transactions"]:
+                if w3.eth.get_transaction_receipt(tx_hash)["status"] != 1:  # type: ignore[arg-type]
+                    failed.append(Web3.to_hex(tx_hash))  # type: ignore[arg-type]
+        return failed
 
     def final_weights(self, index: int) -> Weights:
         weights = StateDir(self.agents[index].state_dir).current_weights()

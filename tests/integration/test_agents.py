@@ -77,9 +77,10 @@ def test_agents_decide_as_the_reference_driver(kubo_node: KuboNode, tmp_path: Pa
 def test_agents_decide_as_the_reference_driver_with_interval_mining(
     kubo_node: KuboNode, tmp_path: Path, confirmations: int
 ) -> None:
+    # 4 epochs (each learner proposes, 2 rejects then 2 accepts): a block a second makes every step slow.
     with AnvilNode(block_time=1) as anvil:
         _run_and_compare(
-            anvil.url, tmp_path, kubo_node.url, n=3, proposer_votes=True, epochs=6,
+            anvil.url, tmp_path, kubo_node.url, n=3, proposer_votes=True, epochs=4,
             extra=("--confirmations", str(confirmations)), timeout=240,
         )
 

@@ -1,18 +1,20 @@
-"""ChainClient against a real Anvil: typed views, locally signed transactions, decoded reverts, nonces, retries."""
+"""ChainClient against a real Anvil: typed views, locally signed transactions, decoded reverts, nonces, retries,
+out-of-gas failures told apart from reverts, stuck transactions replaced, rate limits ridden out."""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from colearn_chain.chain.client import ChainClient, Phase
-from colearn_chain.exceptions import ChainUnavailable, ContractRevert
+from colearn_chain.chain.client import ChainClient, Phase, SentTx
+from colearn_chain.exceptions import ChainUnavailable, ContractRevert, TransactionFailed
 from colearn_chain.services.anvil import AnvilNode, free_port, fund
+from rpc_proxy import RpcProxy
 
 DIGEST = "0x" + "ab" * 32
 NEW_DIGEST = "0x" + "cd" * 32
@@ -129,3 +131,127 @@ def test_unreachable_node_raises_chain_unavailable_after_retries() -> None:
 
     # Assert
     assert time.monotonic() - started < 5
+
+
+def _rpc(client: ChainClient, method: str, *params: Any) -> Any:
+    response = client.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
+    assert "error" not in response, response
+    return response["result"]
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _in_thread(call: Callable[[], Any], out: Dict[str, Any], key: str) -> threading.Thread:
+    def run() -> None:
+        try:
+            out[key] = call()
+        except Exception as error:  # noqa: BLE001 - the test inspects it
+            out[key] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_vote_that_runs_out_of_gas_is_a_failed_transaction_not_a_revert(anvil: AnvilNode) -> None:
+    # Prepare: 1 of 3 votes in. With mining paused, learner 2 votes first on an estimate made while its vote
+    # was not the last; learner 1's vote, estimated after it and tipping more, is mined first in the block,
+    # so learner 2's vote becomes the one that decides the epoch, and exact gas (no margin) is too little.
+    accounts, clients = _deploy(anvil.url)
+    clients[0].propose(0, NEW_DIGEST, "QmNew")
+    clients[0].vote(0, True, 1)
+
+    def exact(account: LocalAccount, tip: int) -> ChainClient:
+        return ChainClient(anvil.url, account, clients[0].address, gas_margin=0, gas_extra=0, priority_fee=tip)
+
+    late, early = exact(accounts[2], 10**9), exact(accounts[1], 2 * 10**9)
+    pending = lambda: int(_rpc(clients[0], "txpool_status")["pending"], 16)  # noqa: E731
+    _rpc(clients[0], "evm_setAutomine", False)
+    outcomes: Dict[str, Any] = {}
+
+    # Execute
+    threads = [_in_thread(lambda: late.vote(0, True, 1), outcomes, "late")]
+    _wait(lambda: pending() == 1, "the first vote in the pool")
+    threads.append(_in_thread(lambda: early.vote(0, True, 1), outcomes, "early"))
+    _wait(lambda: pending() == 2, "the second vote in the pool")
+    _rpc(clients[0], "evm_mine")
+    for thread in threads:
+        thread.join(timeout=30)
+    _rpc(clients[0], "evm_setAutomine", True)
+    again = late.vote(0, True, 1)  # a fresh estimate counts the decision
+
+    # Assert
+    failed = outcomes["late"]
+    assert isinstance(failed, TransactionFailed), failed
+    assert "ran out of gas" in str(failed) and failed.gas_used == failed.gas_limit
+    assert isinstance(outcomes["early"], SentTx)
+    assert again.gas_used > failed.gas_limit
+    assert clients[0].current_model().digest == NEW_DIGEST  # the resent vote decided the epoch
+
+
+def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(anvil: AnvilNode) -> None:
+    # Prepare: mining paused, so the proposal sits in the pool past the client's receipt timeout.
+    accounts, clients = _deploy(anvil.url)
+    client = ChainClient(anvil.url, accounts[0], clients[0].address, receipt_timeout=0.5)
+    nonce = client.w3.eth.get_transaction_count(accounts[0].address, "pending")
+    first_tip = client.priority_fee
+    assert first_tip is not None
+
+    def pooled_tip() -> Optional[int]:
+        pool = _rpc(client, "txpool_content")["pending"].get(accounts[0].address.lower(), {})
+        return int(pool[str(nonce)]["maxPriorityFeePerGas"], 16) if str(nonce) in pool else None
+
+    _rpc(client, "evm_setAutomine", False)
+    outcome: Dict[str, Any] = {}
+
+    # Execute
+    thread = _in_thread(lambda: client.propose(0, NEW_DIGEST, "QmNew"), outcome, "propose")
+    _wait(lambda: (pooled_tip() or 0) > first_tip, "a replacement with a higher tip")
+    _rpc(client, "evm_mine")
+    thread.join(timeout=30)
+    _rpc(client, "evm_setAutomine", True)
+    vote = client.vote(0, True, 1)
+
+    # Assert
+    sent = outcome["propose"]
+    assert isinstance(sent, SentTx), sent
+    mined = client.w3.eth.get_transaction(sent.tx_hash)
+    assert mined["nonce"] == nonce
+    assert mined["maxPriorityFeePerGas"] * 8 >= first_tip * 9  # raised by at least 12.5%
+    assert client.w3.eth.get_transaction(vote.tx_hash)["nonce"] == nonce + 1  # next in line, not behind a ghost
+    assert int(_rpc(client, "txpool_status")["pending"], 16) == 0
+    assert client.epoch_state().phase == Phase.Voting
+
+
+def test_rate_limits_and_a_lagging_node_are_ridden_out(anvil: AnvilNode) -> None:
+    # Prepare: a gateway in front of the node refuses the first few requests of each kind.
+    accounts, clients = _deploy(anvil.url)
+    refusals: List[Union[int, Dict[str, Any]]] = [
+        {"error": {"code": -32005, "message": "limit exceeded"}},
+        429,
+        {"error": {"code": -32000, "message": "header not found"}},
+        {"error": {"code": 429, "message": "Too Many Requests"}},
+    ]
+    with RpcProxy(anvil.url) as proxy:
+        plan: Dict[str, List[Union[int, Dict[str, Any]]]] = {
+            "eth_blockNumber": list(refusals), "eth_call": list(refusals), "eth_estimateGas": list(refusals[:2]),
+        }
+        proxy.fault = lambda request: plan.get(request.get("method"), []).pop(0) if plan.get(request.get("method")) else None
+        client = ChainClient(proxy.url, accounts[1], clients[0].address, backoff=0.01)
+
+        # Execute
+        head = client.block_number()
+        state = client.epoch_state()
+        with pytest.raises(ContractRevert) as refused:  # a real revert is still not retried
+            client.propose(0, NEW_DIGEST, "QmNew")
+
+    # Assert
+    assert head == clients[0].block_number()
+    assert state.epoch == 0 and state.phase == Phase.Proposing
+    assert refused.value.name == "NotProposer"
+    assert proxy.counts == {"eth_blockNumber": 4, "eth_call": 4, "eth_estimateGas": 2}

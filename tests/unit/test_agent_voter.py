@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from colearn_chain.agent import INVALID_PROPOSAL_SCORE, SCORE_SCALE, StateDir, evaluate_proposal, to_fixed_point
+from colearn_chain.agent.voter import FETCH_SLACK, fetch_limit
 from colearn_chain.codec import decode_weights, digest_hex, encode_weights
 from colearn_chain.exceptions import StoreUnavailable
 from colearn_chain.learners.toy import ToyLearner
@@ -71,17 +72,46 @@ def test_bad_proposal_is_a_reject_with_a_reason(store: LocalStore, kind: str, re
     assert not verdict.approve
     assert verdict.score == INVALID_PROPOSAL_SCORE
     assert verdict.reason is not None and reason in verdict.reason
+    # Only a blob that could not be fetched is worth asking for again; a bad blob is final.
+    assert verdict.retryable == (kind == "missing")
 
 
-def test_unavailable_store_is_raised_for_a_retry() -> None:
+def test_unavailable_store_is_a_retryable_reject() -> None:
     # Prepare
     class DownStore:
         def get(self, cid: str, *, max_bytes: int) -> bytes:
             raise StoreUnavailable("down")
 
+    # Execute
+    verdict = evaluate_proposal(ToyLearner(1), DownStore(), "Qm", "0x" + "00" * 32, max_bytes=1024)  # type: ignore[arg-type]
+
+    # Assert
+    assert verdict.retryable and not verdict.approve and verdict.score == INVALID_PROPOSAL_SCORE
+    assert verdict.reason == "StoreUnavailable: down"
+
+
+def test_fetch_limit_is_the_model_size_plus_slack_within_the_cap() -> None:
+    # Prepare
+    learner = ToyLearner(1)
+    size = len(encode_weights(learner.current_weights()))
+
     # Execute / Assert
-    with pytest.raises(StoreUnavailable):
-        evaluate_proposal(ToyLearner(1), DownStore(), "Qm", "0x" + "00" * 32, max_bytes=1024)  # type: ignore[arg-type]
+    assert fetch_limit(learner.current_weights(), 256 << 20) == size + FETCH_SLACK
+    assert fetch_limit(learner.current_weights(), 1024) == 1024  # --max-blob-bytes still bounds it
+
+
+def test_proposal_far_larger_than_the_model_is_refused_unread(store: LocalStore) -> None:
+    # Prepare: a blob of the right name but 100k values, well under the 256 MiB default cap
+    blob = encode_weights({"w": np.zeros(100_000)})
+    cid = store.put(blob)
+    learner = ToyLearner(1)
+
+    # Execute
+    verdict = evaluate_proposal(learner, store, cid, digest_hex(blob),
+                                max_bytes=fetch_limit(learner.current_weights(), 256 << 20))
+
+    # Assert
+    assert not verdict.retryable and verdict.reason is not None and "BlobTooLarge" in verdict.reason
 
 
 def test_fixed_point_scores() -> None:
