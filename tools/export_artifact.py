@@ -8,6 +8,7 @@ Run through `make artifact` (which compiles first).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,9 +23,12 @@ def main() -> int:
     out = ROOT / "colearn_chain" / "artifacts" / f"{NAME}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(artifact, indent=1, sort_keys=True) + "\n")
-    # The source travels with the package so `colearn-chain verify-input` works outside a checkout.
+    # The source travels with the package (a link: one copy in the repo; wheels copy its content) so
+    # `colearn-chain verify-input` works outside a checkout.
     source = ROOT / build["sourcePath"]
-    (out.parent / source.name).write_text(source.read_text())
+    link = out.parent / source.name
+    link.unlink(missing_ok=True)
+    link.symlink_to(os.path.relpath(source, link.parent))
     print(f"wrote {out.relative_to(ROOT)} ({len(build['bytecode']) // 2} bytes of init code)")
     return 0
 
