@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -132,23 +133,28 @@ def test_run_starts_and_stops_its_own_chain(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_everything_the_run_started(tmp_path: Path) -> None:
-    # Prepare: a long run, interrupted once its agents are going
+    # Prepare: a long run, interrupted once its agents are going. SIGINT is reset to its default in
+    # the child: a shell that runs this suite as a background job passes SIGINT on as ignored, and
+    # Python keeps an ignored SIGINT (as a backgrounded `colearn-chain run` should).
     out = tmp_path / "out"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "colearn_chain.cli", "run", "--learner-kind", "toy", "--learners", "3",
-         "--epochs", "500", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert run.stdout is not None
-    for line in run.stdout:
-        if line.startswith("epoch "):
-            break
+    console = tmp_path / "console.txt"
+    with open(console, "w") as sink:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "colearn_chain.cli", "run", "--learner-kind", "toy", "--learners", "3",
+             "--epochs", "500", "--out", str(out)],
+            stdout=sink, stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    deadline = time.monotonic() + 120
+    while "epoch " not in console.read_text() and time.monotonic() < deadline:
+        assert run.poll() is None, console.read_text()
+        time.sleep(0.2)
     children = psutil.Process(run.pid).children(recursive=True)
     assert len(children) >= 4  # anvil (and its node launcher) plus three agents
     # Execute
     run.send_signal(signal.SIGINT)
     code = run.wait(timeout=60)
     # Assert
-    assert code == 130
+    assert code == 130, console.read_text()[-2000:]
     gone, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, f"still running after Ctrl-C: {[p.cmdline() for p in alive]}"
