@@ -33,6 +33,7 @@ from .exceptions import ColearnChainError
 from .history import History
 from .results import assemble_results
 from .learners import learner_config, make_learner
+from .services import stop_processes
 from .services.anvil import DEV_KEY, LOCAL_CHAIN_IDS, AnvilNode, fund, fund_from_unlocked
 from .store import KuboStore, LocalStore, WeightStore
 from .agent import StateDir
@@ -217,15 +218,9 @@ def _start_agents(
 
 
 def _stop_agents(agents: Sequence[_AgentProcess]) -> None:
-    for agent in agents:
-        if agent.process.poll() is None:
-            agent.process.terminate()
-    for agent in agents:
-        try:
-            agent.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            agent.process.kill()
-            agent.process.wait()
+    killed = stop_processes([agent.process for agent in agents], timeout=15)
+    if killed:
+        log.warning("%d agent(s) did not stop within 15 s and were killed", len(killed))
 
 
 def _read_evaluations(state_dir: Path) -> dict[int, dict[str, Any]]:

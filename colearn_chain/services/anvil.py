@@ -19,6 +19,7 @@ from typing import Any
 from web3 import Web3
 
 from ..exceptions import ColearnChainError
+from . import stop_processes
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +116,8 @@ class AnvilNode:
         raise ServiceError(f"{self.name} did not answer on {self.url} within 30 s")
 
     def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc:
+            stop_processes([self._proc])
         self._proc = None
 
     def __enter__(self) -> "AnvilNode":

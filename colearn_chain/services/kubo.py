@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final
 
+from . import stop_processes
+
 __all__ = ["KuboNode", "find_ipfs_binary"]
 
 log = logging.getLogger(__name__)
@@ -137,13 +139,8 @@ class KuboNode:
         """Stop the daemon (SIGTERM, then SIGKILL) and remove a temporary repo."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("Kubo did not stop within %.0f s; killing it", self.stop_timeout)
-                process.kill()
-                process.wait()
+            if stop_processes([process], self.stop_timeout):
+                log.warning("Kubo did not stop within %.0f s; killed it", self.stop_timeout)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

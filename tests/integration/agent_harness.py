@@ -35,6 +35,7 @@ from colearn_chain.chain.events import (
     VoteCast,
 )
 from colearn_chain.learners import make_learner
+from colearn_chain.services import stop_processes
 from colearn_chain.services.anvil import fund
 from colearn_chain.typing import Weights
 
@@ -205,14 +206,7 @@ class Consortium:
 
     def stop_all(self) -> None:
         """Terminate whatever still runs (test teardown)."""
-        for agent in self.agents:
-            if agent.proc is not None and agent.proc.poll() is None:
-                agent.proc.terminate()
-                try:
-                    agent.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    agent.proc.kill()
-                    agent.proc.wait()
+        stop_processes([agent.proc for agent in self.agents if agent.proc is not None])
 
     # ───────────────────────────────────────── reading back
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from colearn_chain.services import stop_processes
+
 #: The flags ENVIRONMENT.md lists for headless Chromium on these machines.
 CHROMIUM_FLAGS = [
     "--headless=new",
@@ -118,13 +120,8 @@ class Browser:
             except (OSError, WebDriverError):
                 pass
             self.session = None
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc:
+            stop_processes([self._proc])
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> "Browser":
