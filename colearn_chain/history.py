@@ -40,6 +40,7 @@ from .chain.events import (
     VoteCast,
     WeightsProposed,
 )
+from ._files import atomic_write
 from .exceptions import ChainUnavailable, ColearnChainError
 
 __all__ = [
@@ -766,10 +767,7 @@ class History:
     def save(self, path: Path | str) -> Path:
         """Write :meth:`to_json` to ``path`` atomically (results.json)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        tmp.replace(path)
+        atomic_write(path, (json.dumps(self.to_json(), indent=1) + "\n").encode(), mode=0o644)
         return path
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Final, Mapping
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from ._files import atomic_write
 from .exceptions import ColearnChainError
 
 __all__ = [
@@ -55,17 +55,8 @@ def create_keystore(path: Path | str, password: str, *, overwrite: bool = False,
         raise WalletError(f"{path} exists; refusing to overwrite a keystore")
     account = Account.create()
     keystore = Account.encrypt(account.key, password, kdf=KDF, iterations=iterations)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write under a private temporary name and rename, so the file is 0600 from its first byte.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(keystore, handle)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Written under a private temporary name (0600 from its first byte) and renamed into place.
+    atomic_write(path, json.dumps(keystore).encode(), mode=0o600)
     log.info("wrote keystore %s for %s", path, account.address)
     return str(account.address)
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Optional
 
 from ..codec import decode_weights, digest_hex
 from ..exceptions import DigestMismatch
+from .._files import atomic_write
 from ..typing import Cid, HexDigest, Weights
 
-__all__ = ["SavedModel", "StateDir", "atomic_write"]
+__all__ = ["SavedModel", "StateDir"]
 
 CURRENT: Final[str] = "current.json"
 EVALUATIONS: Final[str] = "evaluations.jsonl"
@@ -40,21 +40,6 @@ class SavedModel:
     digest: HexDigest
     cid: Cid
     file: str  # relative to the state directory
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the complete new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class StateDir:

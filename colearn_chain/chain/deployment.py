@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_write
+
 FORMAT = "colearn-chain/deployment@1"
 
 
@@ -36,10 +38,8 @@ class Deployment:
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
+        # Readable by others: the record is what every participant is given.
+        atomic_write(path, (json.dumps(self.to_json(), indent=2) + "\n").encode(), mode=0o644)
         return path
 
     @classmethod

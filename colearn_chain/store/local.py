@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
+from colearn_chain._files import atomic_write
 from colearn_chain.exceptions import BlobTooLarge, CidNotFound, StoreUnavailable
 from colearn_chain.store.unixfs import cid_v0, is_cid_v0
 from colearn_chain.typing import Cid
@@ -20,8 +20,6 @@ from colearn_chain.typing import Cid
 __all__ = ["LocalStore"]
 
 log = logging.getLogger(__name__)
-
-_TMP_PREFIX = ".tmp-"
 
 
 class LocalStore:
@@ -45,18 +43,10 @@ class LocalStore:
             log.debug("blob %s already in %s", cid, self.describe())
             return cid
         try:
-            fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=_TMP_PREFIX)
+            # Synced before the rename: a crash must not leave a short file under the CID's name.
+            # 0644: other agents' users may read blobs.
+            atomic_write(target, data, mode=0o644)
         except OSError as error:
-            raise StoreUnavailable(f"cannot write to {self.describe()}: {error}") from error
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())  # a crash must not leave a short file under the CID's name
-            os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; other agents' users may read blobs
-            os.replace(tmp_name, target)
-        except OSError as error:
-            _unlink_quietly(tmp_name)
             raise StoreUnavailable(f"cannot write {cid} to {self.describe()}: {error}") from error
         log.debug("stored %d bytes as %s in %s", len(data), cid, self.describe())
         return cid
@@ -80,10 +70,3 @@ class LocalStore:
         if len(data) > max_bytes:  # cannot happen with atomic writes; cheap to be sure
             raise BlobTooLarge(f"blob {cid} has more than {max_bytes} bytes")
         return data
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
