@@ -9,6 +9,8 @@ import pytest
 from brownie import accounts as brownie_accounts
 from brownie.exceptions import VirtualMachineError
 
+from colearn_chain.services.anvil import free_port
+
 PROPOSAL_TIMEOUT = 100
 VOTING_TIMEOUT = 200
 INITIAL_DIGEST = "0x" + hashlib.sha256(b"initial weights").hexdigest()
@@ -17,6 +19,25 @@ SCORE_ONE = 10**18
 
 # Phase enum values as the contract numbers them.
 PROPOSING, VOTING, PROPOSAL_EXPIRED, VOTING_EXPIRED = range(4)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Launch this session's chain on a port of its own.
+
+    brownie's presets put Anvil and Ganache on 127.0.0.1:8545, and brownie *attaches* to whatever
+    already answers there. Two test sessions side by side (two clones, or a test run beside a demo)
+    then share one chain: each one's evm_revert (the per-test isolation) drops the other's mined
+    transactions ("Tx dropped without known replacement"), and hypothesis, replaying a stateful
+    example whose transactions vanished, reports "Flaky: Inconsistent data generation". brownie
+    connects right after this hook (its own hookwrapper), so a free port set here is the one it launches.
+    """
+    from brownie._config import CONFIG  # here, not at the top: brownie hashes top-level imports' sources
+
+    del items
+    for network in CONFIG.networks.values():
+        if "cmd" in network and isinstance(network.get("cmd_settings"), dict):
+            network["cmd_settings"]["port"] = free_port()
 
 
 def digest_of(label: str) -> str:
