@@ -11,11 +11,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
+from .extras import require
+
+matplotlib = require("matplotlib", "plot.png")
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+plt = require("matplotlib.pyplot", "plot.png")
 
 OUTCOME_MARK = {"accepted": "A", "rejected": "R", "skipped": "S", "open": "?"}
 
@@ -119,8 +121,8 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
     lines = [
         "# colearn-chain run",
         "",
-        f"{_describe(cfg)}, threshold {cfg.get('threshold')}, "
-        f"{'colearn variant' if cfg.get('colearn_variant') else 'seed rule'}, seed {cfg.get('seed')}.",
+        (f"{_describe(cfg)}, threshold {cfg.get('threshold')}, "
+        f"{'colearn variant' if cfg.get('colearn_variant') else 'seed rule'}, seed {cfg.get('seed')}."),
         f"Contract {results['chain']['contract']} on chain {results['chain']['chain_id']}.",
         "",
         "| | test accuracy |",
@@ -134,8 +136,8 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
     reference = base.get("reference")
     if reference:
         lines += [
-            f"In-memory reference driver on the same learners: decisions match: "
-            f"{reference.get('decisions_match')}, final weights match: {reference.get('weights_match')}.",
+            (f"In-memory reference driver on the same learners: decisions match: "
+            f"{reference.get('decisions_match')}, final weights match: {reference.get('weights_match')}."),
         ]
     lines += ["", "| epoch | proposer | outcome | approvals | rejections | mean test score | gas |", "|---|---|---|---|---|---|---|"]
     for e in epochs:

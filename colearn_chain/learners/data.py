@@ -27,6 +27,8 @@ from typing import Literal, Optional, Tuple
 import numpy as np
 import numpy.typing as npt
 
+from ..extras import require
+
 DATASETS = ("digits", "breast_cancer", "wine", "mnist1d")
 SPLITS = ("iid", "dirichlet")
 Scaling = Literal["shared", "pooled", "local"]
@@ -88,8 +90,7 @@ def load_dataset(name: str) -> Split:
     if name == "mnist1d":
         x, y = _mnist1d()
     else:
-        from sklearn import datasets
-
+        datasets = require("sklearn.datasets", f"the data set {name!r}")
         loaders = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer, "wine": datasets.load_wine}
         if name not in loaders:
             raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -104,8 +105,8 @@ def _mnist1d() -> Tuple[np.ndarray, np.ndarray]:
     ``make_dataset`` reseeds the global ``random`` and ``numpy.random`` state; we restore both so
     generating data never changes anybody else's random stream.
     """
-    from mnist1d.data import get_dataset_args, make_dataset
-
+    mnist1d_data = require("mnist1d.data", "the data set 'mnist1d'")
+    get_dataset_args, make_dataset = mnist1d_data.get_dataset_args, mnist1d_data.make_dataset
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
         data = make_dataset(get_dataset_args())
