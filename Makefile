@@ -1,20 +1,25 @@
-# colearn-chain: `make demo` runs the main job, `make test` runs every test. Both set up first.
+# colearn-chain: `make demo` runs the main job, `make test` runs every test. Each sets up only what it needs.
 SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.tools/bin:$(PATH)
 PY := $(CURDIR)/.venv/bin/python
 BROWNIE := $(CURDIR)/.venv/bin/brownie
 OUT ?= results/demo
 
-.PHONY: setup test test-contract test-python demo artifact bench clean help
+.PHONY: setup setup-demo test test-contract test-python demo artifact bench clean help
 
 help:
 	@echo "make setup   install everything into .venv, node_modules and .tools (idempotent)"
-	@echo "make demo    run the default experiment on a local chain; results in $(OUT)/"
-	@echo "make test    run every test (contract tests on Anvil, then the Python tests)"
+	@echo "make demo    set up what the demo needs, run the default experiment on a local chain; results in $(OUT)/"
+	@echo "make test    set up everything, run every test (contract tests on Anvil, then the Python tests)"
 	@echo "make bench   print gas per call, seconds per epoch, store MB/s, explorer latency, learning table"
 
+# Everything: the demo's parts plus brownie, dev tools, Kubo, chromium and the solc entry.
 setup:
-	@bash tools/setup.sh
+	@bash tools/setup.sh test
+
+# Only what `make demo` needs: the package with its experiments extra, and the node tools (anvil).
+setup-demo:
+	@bash tools/setup.sh demo
 
 test: setup test-contract test-python
 
@@ -25,7 +30,7 @@ test-contract:
 test-python:
 	$(PY) -m pytest -p no:pytest-brownie tests/unit tests/integration
 
-demo: setup
+demo: setup-demo
 	$(PY) -m colearn_chain.cli run --out $(OUT)
 
 # Recompile contracts/ and refresh the artifact packaged in colearn_chain (tests fail when they drift).
