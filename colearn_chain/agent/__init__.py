@@ -1,4 +1,4 @@
-"""The learner agent: one process per learner following the contract (PROTOCOL.md, "The agents").
+"""The learner agent: one process per learner following the contract (docs/protocol.md, "The agents").
 
 :class:`Agent` runs the loop (:mod:`.loop`), judging proposals with :mod:`.voter` and keeping every
 adopted model in its state directory (:mod:`.state`).

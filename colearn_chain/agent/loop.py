@@ -1,4 +1,4 @@
-"""One learner's agent: the event loop of PROTOCOL.md "The agents".
+"""One learner's agent: the event loop of docs/protocol.md, "The agents".
 
 Shape of the loop (why it is safe to kill and restart at any point):
 

@@ -1,5 +1,5 @@
 """Random sequences of propose / vote / close / time jumps from learners and strangers (hypothesis
-stateful testing), checked against a shadow model of PROTOCOL.md.
+stateful testing), checked against a shadow model of docs/protocol.md.
 
 brownie's own `state_machine` wrapper fails in 1.22 (its compiled build rejects the subclass it makes:
 "_BrownieStateMachine object expected"), so this drives hypothesis's RuleBasedStateMachine directly and

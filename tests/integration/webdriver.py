@@ -22,7 +22,7 @@ from typing import Any
 
 from colearn_chain.services import stop_processes
 
-#: The flags ENVIRONMENT.md lists for headless Chromium on these machines.
+#: The flags docs/environment.md lists for headless Chromium on these machines.
 CHROMIUM_FLAGS = [
     "--headless=new",
     "--no-sandbox",
