@@ -109,7 +109,8 @@ def run_one_epoch(
         accepted=accepted,
         proposal=proposal,
     )
-    logger.info(
+    # Debug, not info: every run replays hundreds of these epochs for its baselines.
+    logger.debug(
         "epoch %d proposer %d: %s (%d approve / %d reject of %d voters)",
         epoch_index, proposer, "accepted" if accepted else "rejected", approvals, voters - approvals, voters,
     )

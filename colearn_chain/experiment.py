@@ -276,15 +276,18 @@ def _print_epoch(
     else:
         outcome = "accepted" if isinstance(event, ProposalAccepted) else "rejected"
         tally = f"{event.approvals}/{event.approvals + event.rejections}"
+    # Each voter's test score is the proposal's score on its own local test split (accuracy for the
+    # ready-made learners), not the global held-out test set that results.json's final accuracy uses.
     scores = [
         record["test_score"]
         for agent in agents
         if (record := _read_evaluations(agent.state_dir).get(event.epoch)) and record.get("test_score") is not None
     ]
+    metric = "accuracy" if settings.kind == "sklearn" else "score"
     mean = f"{np.mean(scores):.4f}" if scores else "  -   "
     print(
         f"epoch {event.epoch + 1:>3}/{settings.epochs}  proposer {proposer:>2}  {outcome:<8} {tally:>5}  "
-        f"votes [{grid}]  mean test score {mean}  ({elapsed:5.1f} s)",
+        f"votes [{grid}]  proposal's mean local test {metric} {mean}  ({elapsed:5.1f} s)",
         flush=True,
     )
 
@@ -344,6 +347,7 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
             settings=settings.to_json(), config=config, deployment=deployment, rpc_url=rpc_url,
             started_chain=settings.rpc is None, history=history, state_dirs=[a.state_dir for a in agents],
             epochs=settings.epochs, threshold=settings.threshold, proposer_votes=not settings.colearn_variant,
+            progress_stream=sys.stdout,
         )
     paths = write_all(results, settings.out)
     for name, path in paths.items():

@@ -58,13 +58,19 @@ def plot(results: dict[str, Any], out_dir: Path) -> Path:
         ax_scores.plot(x, vote[:, i], color="tab:orange", alpha=0.25, linewidth=1, linestyle="--")
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # epochs where nobody scored (skipped) are gaps
-        ax_scores.plot(x, np.nanmean(test, axis=1), color="tab:blue", linewidth=2.5, label="mean test score")
+        ax_scores.plot(x, np.nanmean(test, axis=1), color="tab:blue", linewidth=2.5,
+                       label="proposal: mean local test score")
         ax_scores.plot(x, np.nanmean(vote, axis=1), color="tab:orange", linewidth=2.5, linestyle="--",
-                       label="mean vote score")
-    for key, style in (("centralized", ":"), ("solo_mean", "-.")):
-        value = results.get("baselines", {}).get(key)
+                       label="proposal: mean vote score")
+    # The horizontal lines are on the global held-out test set, not the learners' local test splits.
+    lines = (
+        (results.get("final", {}).get("test_accuracy_mean"), "-", "collective, final (global test)"),
+        (results.get("baselines", {}).get("centralized"), ":", "centralized (global test)"),
+        (results.get("baselines", {}).get("solo_mean"), "-.", "solo mean (global test)"),
+    )
+    for value, style, label in lines:
         if value is not None:
-            ax_scores.axhline(value, color="grey", linestyle=style, linewidth=1.2, label=key.replace("_", " "))
+            ax_scores.axhline(value, color="grey", linestyle=style, linewidth=1.2, label=label)
     ax_scores.set_ylabel("score (accuracy)")
     ax_scores.set_title(f"{_describe(results['config'])} · threshold {results['config'].get('threshold', '')}")
     ax_scores.grid(alpha=0.3)
@@ -125,11 +131,16 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
         f"{'colearn variant' if cfg.get('colearn_variant') else 'seed rule'}, seed {cfg.get('seed')}."),
         f"Contract {results['chain']['contract']} on chain {results['chain']['chain_id']}.",
         "",
-        "| | test accuracy |",
-        "|---|---|",
-        f"| collective (final shared model, mean over learners) | {_fmt(final.get('test_accuracy_mean'))} |",
-        f"| solo (each learner alone, same budget), mean | {_fmt(base.get('solo_mean'))} |",
-        f"| centralized (pooled training data) | {_fmt(base.get('centralized'))} |",
+        "| | global test accuracy (held-out split) | mean local test accuracy (each learner's test split) |",
+        "|---|---|---|",
+        (f"| collective (final shared model, mean over learners) | {_fmt(final.get('test_accuracy_mean'))} "
+         f"| {_fmt(final.get('local_test_accuracy_mean'))} |"),
+        f"| solo (each learner alone, same budget), mean | {_fmt(base.get('solo_mean'))} | - |",
+        f"| centralized (pooled training data) | {_fmt(base.get('centralized'))} | - |",
+        "",
+        ("The global test set is held out before the data is split: no learner trains, votes or tests on it. "
+         "Each learner's local test split comes from its own share (skewed like its data); the epoch table "
+         "reports the proposal's score there, averaged over the voters."),
         "",
         f"Accepted {accepted} of {len(epochs)} epochs.",
     ]
@@ -139,7 +150,7 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
             (f"In-memory reference driver on the same learners: decisions match: "
             f"{reference.get('decisions_match')}, final weights match: {reference.get('weights_match')}."),
         ]
-    lines += ["", "| epoch | proposer | outcome | approvals | rejections | mean test score | gas |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| epoch | proposer | outcome | approvals | rejections | proposal's mean local test score | gas |", "|---|---|---|---|---|---|---|"]
     for e in epochs:
         scores = [v["test_score"] for v in e["votes"] if v.get("test_score") is not None]
         gas = sum(t.get("gas") or 0 for t in e.get("transactions", []))

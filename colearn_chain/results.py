@@ -7,18 +7,19 @@ driver) are recomputed in memory on learners built exactly as the agents built t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, TextIO
 
 import numpy as np
 
 from .agent import StateDir
 from .chain.deployment import Deployment
 from .codec import decode_weights, encode_weights
-from .driver import run as run_reference
 from .exceptions import ColearnChainError
 from .history import History
 from .learners import baselines, make_learner
+from .progress import Progress
 from .typing import Weights
 
 
@@ -58,9 +59,14 @@ def assemble_results(
     epochs: int,
     threshold: float,
     proposer_votes: bool,
+    progress_stream: TextIO | None = None,
 ) -> dict[str, Any]:
     """The results dict of a run (the schema of results.json), from the chain's history, the agents'
-    state dirs and baselines recomputed in memory on identically built learners."""
+    state dirs and baselines recomputed in memory on identically built learners.
+
+    With ``progress_stream``, each baseline shows one progress line there and the final model's
+    accuracies are printed, each named by its test set (see :mod:`colearn_chain.learners.baselines`).
+    """
     learners = list(deployment.learners)
     evaluations = [StateDir(d).evaluations() for d in state_dirs]
     epoch_rows = []
@@ -96,7 +102,8 @@ def assemble_results(
             "gas": record.gas_used,
         })
 
-    # Final models as the agents hold them, scored on the global held-out test set.
+    # Final models as the agents hold them, scored on the global held-out test set and on each
+    # learner's local test split (what the epoch lines report for the proposal).
     fresh = [make_learner(config, i) for i in range(len(learners))]
     template = fresh[0].current_weights()
     final_weights = [_agent_weights(i, d, template) for i, d in enumerate(state_dirs)]
@@ -105,12 +112,22 @@ def assemble_results(
     final: dict[str, Any] = {}
     if config["kind"] == "sklearn":
         accuracies = baselines.global_test_accuracy(fresh)
-        final = {"test_accuracy_mean": accuracies.mean, "test_accuracy": list(accuracies.per_learner)}
+        local = baselines.local_test_accuracy(fresh)
+        final = {
+            "test_accuracy_mean": accuracies.mean, "test_accuracy": list(accuracies.per_learner),
+            "local_test_accuracy_mean": local.mean, "local_test_accuracy": list(local.per_learner),
+        }
+        if progress_stream is not None:
+            print(f"final shared model: global test accuracy {accuracies.mean:.4f} (held-out split), mean local "
+                  f"test accuracy {local.mean:.4f} (each learner's own test split)", file=progress_stream, flush=True)
     final["same_weights_everywhere"] = all(_weights_equal(final_weights[0], w) for w in final_weights[1:])
 
     # The in-memory reference driver on identically built learners.
     reference_learners = [make_learner(config, i) for i in range(len(learners))]
-    reference = run_reference(reference_learners, epochs, vote_threshold=threshold, proposer_votes=proposer_votes)
+    bar = Progress("reference driver (in memory, same learners)", epochs, progress_stream)
+    reference = baselines.run_epochs(
+        reference_learners, epochs, bar.advance, vote_threshold=threshold, proposer_votes=proposer_votes
+    )
     chain_decisions = [e["outcome"] == "accepted" for e in epoch_rows]
     reference_decisions = [r.accepted for r in reference]
     reference_json = {
@@ -120,10 +137,16 @@ def assemble_results(
             _weights_equal(w, learner.current_weights()) for w, learner in zip(final_weights, reference_learners)
         ),
     }
+    bar.done(f"decisions match the chain: {reference_json['decisions_match']}, "
+             f"final weights match: {reference_json['weights_match']}")
     baselines_json: dict[str, Any] = {"reference": reference_json}
     if config["kind"] == "sklearn":
-        solo = baselines.solo(config, epochs)
-        central = baselines.centralized(config, epochs)
+        bar = Progress("solo baseline (each learner alone)", epochs * len(learners), progress_stream)
+        solo = baselines.solo(config, epochs, on_epoch=bar.advance)
+        bar.done(f"mean global test accuracy {solo.mean:.4f}")
+        bar = Progress("centralized baseline (pooled training data)", epochs, progress_stream)
+        central = baselines.centralized(config, epochs, on_epoch=bar.advance)
+        bar.done(f"global test accuracy {central.mean:.4f}")
         baselines_json.update({
             "solo_mean": solo.mean, "solo": list(solo.per_learner), "centralized": central.mean,
         })

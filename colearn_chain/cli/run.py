@@ -13,7 +13,7 @@ Run a collective-learning experiment on chain: start a local chain (Anvil) unles
 embedded weight store (a content-addressed folder with IPFS-identical CIDs) unless --ipfs is given,
 make a wallet per learner, deploy the contract with the learners' shared initial model, run one agent
 process per learner, and show each epoch as it closes (proposer, outcome, the vote grid: + approve,
-- reject, . missing, and the mean test score).
+- reject, . missing, and the proposal's mean score on the voters' local test splits).
 
 Then it compares the shared model with baselines computed in the same run: each learner alone with
 the same local budget (solo), one learner on the pooled data (centralized), and the in-memory
