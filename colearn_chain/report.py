@@ -15,9 +15,9 @@ import numpy as np
 
 from .extras import require
 
-matplotlib = require("matplotlib", "plot.png")
+matplotlib = require("matplotlib", "colearn-chain run's report (plot.png)")
 matplotlib.use("Agg")  # files only, no display
-plt = require("matplotlib.pyplot", "plot.png")
+plt = require("matplotlib.pyplot", "colearn-chain run's report (plot.png)")
 
 OUTCOME_MARK = {"accepted": "A", "rejected": "R", "skipped": "S", "open": "?"}
 
