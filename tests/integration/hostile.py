@@ -24,8 +24,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from eth_abi import encode as abi_encode
@@ -56,7 +57,7 @@ HOSTILE_CID = b"Qm\xff\xfe\x1b[2J\nINFO epoch 0 accepted\x00"
 
 
 def _first(weights: Weights) -> str:
-    return sorted(weights)[0]
+    return min(weights)
 
 
 class HostileLearner(MachineLearningInterface):

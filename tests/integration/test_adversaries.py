@@ -14,13 +14,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
-
 from agent_harness import ROOT, Consortium, same_weights
+
 from colearn_chain.codec import digest_hex, encode_weights
 from colearn_chain.learners import make_learner
 from colearn_chain.services.anvil import AnvilNode
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 N = 5
 EPOCHS = 7
-CONFIG: Dict[str, Any] = {
+CONFIG: dict[str, Any] = {
     "kind": "sklearn", "dataset": "digits", "model": "linear", "split": "dirichlet", "alpha": 0.5, "seed": 0,
 }
 #: Attacks whose proposals are malicious: none of them may be accepted.
@@ -43,7 +44,7 @@ def _accuracy(weights: Weights, index: int) -> float:
     return float(make_learner({**CONFIG, "n_learners": N}, index).evaluate(weights=weights))  # type: ignore[attr-defined]
 
 
-def _start_hostile(consortium: Consortium, index: int, attack: str) -> "subprocess.Popen[bytes]":
+def _start_hostile(consortium: Consortium, index: int, attack: str) -> subprocess.Popen[bytes]:
     agent = consortium.agents[index]
     env = consortium._env(agent.account)
     env["COLEARN_RPC_URL"] = consortium.rpc_url
@@ -53,9 +54,8 @@ def _start_hostile(consortium: Consortium, index: int, attack: str) -> "subproce
         "--store", consortium.store_url, "--learner-config", json.dumps(consortium.config),
         "--state-dir", str(agent.state_dir), "--until-epoch", str(EPOCHS),
     ]
-    log = open(agent.log_path, "ab")
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    log.close()
+    with open(agent.log_path, "ab") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     agent.proc = proc
     return proc
 
@@ -113,6 +113,6 @@ def test_honest_agents_survive(
     del reference
     baseline = float(np.mean([_accuracy(learners[i].current_weights(), i) for i in honest]))
     attacked = float(np.mean([_accuracy(finals[0], i) for i in honest]))
-    kinds: List[str] = [outcome.get(e, "open") for e in attacker_epochs]
+    kinds: list[str] = [outcome.get(e, "open") for e in attacker_epochs]
     print(f"\nattack {attack:<12} honest accuracy {attacked:.3f} (all honest {baseline:.3f}, "
           f"{attacked - baseline:+.3f}); attacker epochs {attacker_epochs} -> {kinds}")
