@@ -1,0 +1,158 @@
+"""Hostile members against the voting protocol, side by side with federated averaging and its robust cousins.
+
+On identical splits and the same local training routine (each learner's own ``propose_weights``: the
+project's local SGD from the shared weights), one or two members attack and we measure the honest
+learners' final accuracy on the global test set:
+
+* ``voting``: the protocol (the in-memory reference driver, which the chain reproduces bit for bit), one
+  proposer per epoch, ``--epochs`` epochs;
+* ``fedavg``, ``median``, ``krum``: every member trains from the global model each round and the server
+  combines the updates with Flower's own aggregation functions (``flwr.server.strategy.aggregate``: the
+  peer, not a re-implementation); FedAvg weights by training-set size, Krum keeps one update and is told
+  the true number of attackers.
+
+Budgets: ``rounds`` gives federated learning as many rounds as voting has epochs (n times the local
+trainings), ``trainings`` gives it as many local trainings (``epochs / n`` rounds). Attacks (from
+tests/integration/hostile_learners.py, the same code the adversarial agent tests run): none, random,
+huge, sign_flip, label_flip, free_rider, collude2 (two sign-flipping colluders; under voting they approve
+each other and reject every honest proposal). Attackers sit at learner index 0 (and 1): the first proposal, against the untrained model, is theirs.
+
+Prints one JSON object ``{dataset: {system: {attack: mean honest final test accuracy}}}`` (mean over the
+seeds), then a Markdown table. Needs Flower (``pip install flwr==1.42.0``): brownie pins versions Flower
+does not accept, so `make bench-setup` puts it in its own ``.venv-bench``.
+
+    .venv-bench/bin/python bench/attacks.py                       # digits, wine, mnist1d; linear
+    .venv-bench/bin/python bench/attacks.py --model mlp --datasets digits --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
+
+from colearn_chain import driver  # noqa: E402
+from colearn_chain.learners import ClassifierLearner, learner_config, make_learner  # noqa: E402
+from colearn_chain.mli import MachineLearningInterface  # noqa: E402
+from colearn_chain.typing import Weights  # noqa: E402
+from hostile_learners import hostile_learner  # noqa: E402
+
+SYSTEMS = ("voting", "fedavg", "median", "krum")
+ATTACKS = ("none", "random", "huge", "sign_flip", "label_flip", "free_rider", "collude2")
+N_LEARNERS = 5
+
+
+def _attackers(attack: str) -> tuple[int, ...]:
+    return () if attack == "none" else (0, 1) if attack == "collude2" else (0,)
+
+
+def _learners(config: dict[str, Any], attack: str) -> list[MachineLearningInterface]:
+    kind = "collude" if attack == "collude2" else attack
+    bad = _attackers(attack)
+    return [hostile_learner(config, i, kind) if i in bad else make_learner(config, i) for i in range(N_LEARNERS)]
+
+
+def _honest_accuracy(learners: Sequence[MachineLearningInterface], weights: Sequence[Weights], attack: str) -> float:
+    honest = [i for i in range(N_LEARNERS) if i not in _attackers(attack)]
+    scores = []
+    for i in honest:
+        learner = learners[i]
+        assert isinstance(learner, ClassifierLearner)
+        with np.errstate(all="ignore"):
+            scores.append(learner.evaluate(weights=weights[i]))
+    return float(np.mean(scores))
+
+
+def run_voting(config: dict[str, Any], attack: str, epochs: int) -> float:
+    learners = _learners(config, attack)
+    with np.errstate(all="ignore"):
+        driver.run(learners, epochs)
+    return _honest_accuracy(learners, [ln.current_weights() for ln in learners], attack)
+
+
+def _flower(system: str, n_bad: int) -> Callable[[list[tuple[list[np.ndarray], int]]], list[np.ndarray]]:
+    from flwr.server.strategy.aggregate import aggregate, aggregate_krum, aggregate_median
+
+    if system == "fedavg":
+        return aggregate
+    if system == "median":
+        return aggregate_median
+    return lambda results: aggregate_krum(results, num_malicious=n_bad, to_keep=0)
+
+
+def run_federated(config: dict[str, Any], attack: str, system: str, rounds: int) -> float:
+    learners = _learners(config, attack)
+    combine = _flower(system, len(_attackers(attack)))
+    names = sorted(learners[0].current_weights())
+    global_weights = learners[0].current_weights()
+    sizes = [len(ln.honest.data.train) if hasattr(ln, "honest") else len(ln.data.train) for ln in learners]  # type: ignore[attr-defined]
+    for _ in range(rounds):
+        results = []
+        for learner, size in zip(learners, sizes):
+            learner.accept_weights({k: v.copy() for k, v in global_weights.items()})
+            with np.errstate(all="ignore"):
+                update = learner.propose_weights()
+            results.append(([update[k] for k in names], size))
+        with np.errstate(all="ignore"):
+            combined = combine(results)
+        global_weights = {k: np.asarray(v, dtype=np.float64) for k, v in zip(names, combined)}
+    return _honest_accuracy(learners, [global_weights] * N_LEARNERS, attack)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=["digits", "wine", "mnist1d"])
+    parser.add_argument("--model", default="linear", choices=["linear", "mlp"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=20, help="voting epochs (default 20)")
+    parser.add_argument("--budget", default="rounds", choices=["rounds", "trainings"],
+                        help="federated rounds = epochs (rounds) or epochs / n (trainings)")
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=ATTACKS)
+    parser.add_argument("--learner-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a learner setting (JSON value), e.g. vote_tolerance=0.0")
+    args = parser.parse_args(argv)
+    rounds = args.epochs if args.budget == "rounds" else max(1, args.epochs // N_LEARNERS)
+    options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.learner_option)}
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    started = time.monotonic()
+    for dataset in args.datasets:
+        table[dataset] = {}
+        for system in args.systems:
+            table[dataset][system] = {}
+            for attack in args.attacks:
+                scores = []
+                for seed in args.seeds:
+                    config = learner_config(
+                        "sklearn", dataset=dataset, model=args.model, split="dirichlet", alpha=0.5, seed=seed,
+                        n_learners=N_LEARNERS, **options,
+                    )
+                    if system == "voting":
+                        scores.append(run_voting(config, attack, args.epochs))
+                    else:
+                        scores.append(run_federated(config, attack, system, rounds))
+                table[dataset][system][attack] = round(float(np.mean(scores)), 4)
+                print(f"[{time.monotonic() - started:6.0f} s] {dataset:8} {system:7} {attack:11} "
+                      f"{table[dataset][system][attack]:.3f}", file=sys.stderr, flush=True)
+    print(json.dumps(table))
+    for dataset, systems in table.items():
+        print(f"\n{dataset} ({args.model}, Dirichlet 0.5, {N_LEARNERS} learners, seeds {args.seeds}, "
+              f"{args.epochs} epochs; federated: {rounds} rounds)\n")
+        print("| system | " + " | ".join(args.attacks) + " |")
+        print("|---|" + "---|" * len(args.attacks))
+        for system, row in systems.items():
+            print(f"| {system} | " + " | ".join(f"{row[a]:.3f}" for a in args.attacks) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
