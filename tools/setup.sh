@@ -81,8 +81,10 @@ if [ "$target" = test ]; then
   if [ "$(cat "$entry" 2>/dev/null)" != "$wanted" ]; then
     echo "setup: registering solcjs $SOLC_VERSION for py-solc-x at $entry"
     mkdir -p "$solcx_dir"
-    printf '%s\n' "$wanted" > "$entry"
-    chmod +x "$entry"
+    # Written aside and renamed: another checkout's set-up or compile may be reading it right now.
+    printf '%s\n' "$wanted" > "$entry.$$"
+    chmod +x "$entry.$$"
+    mv -f "$entry.$$" "$entry"
   fi
 fi
 echo "setup: ready for make $target ($(seconds_since "$started"))"
