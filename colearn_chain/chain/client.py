@@ -47,6 +47,18 @@ T = TypeVar("T")
 _is_transient = is_transient
 
 
+def _sender_option(name: str, doc: str) -> Any:
+    """A read-write property forwarding to the TransactionSender's option ``name``."""
+
+    def get(self: ChainClient) -> Any:
+        return getattr(self.transactions, name)
+
+    def set_(self: ChainClient, value: Any) -> None:
+        setattr(self.transactions, name, value)
+
+    return property(get, set_, doc=doc)
+
+
 class ChainClient:
     """One learner's (or deployer's) view of one contract, sending transactions signed with ``account``.
 
@@ -103,10 +115,12 @@ class ChainClient:
         """The retry policy of :meth:`retrying`, from ``retries``, ``backoff`` and ``max_backoff``."""
         return RetryPolicy(retries=self.retries, backoff=self.backoff, max_backoff=self.max_backoff)
 
-    @property
-    def priority_fee(self) -> int | None:
-        """The tip in wei; None asks the node (eth_maxPriorityFeePerGas) each time."""
-        return self.transactions.priority_fee
+    priority_fee = _sender_option("priority_fee", "The tip in wei; None asks the node each time.")
+    gas_margin = _sender_option("gas_margin", "Gas beyond the estimate, as a fraction of it.")
+    gas_extra = _sender_option("gas_extra", "Gas beyond the estimate, absolute.")
+    receipt_timeout = _sender_option("receipt_timeout", "Seconds before an unmined transaction is replaced.")
+    receipt_poll = _sender_option("receipt_poll", "Seconds between receipt polls.")
+    replacements = _sender_option("replacements", "How many times a stuck transaction is replaced.")
 
     @property
     def views(self) -> ContractViews:

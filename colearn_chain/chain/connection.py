@@ -54,6 +54,10 @@ T = TypeVar("T")
 #: Seconds one HTTP request may take.
 DEFAULT_TIMEOUT: Final[float] = 10.0
 
+#: Requests never repeated by the provider: a send asked again after a timeout may be a second payment.
+#: (ChainClient retries its sends itself, knowing the transaction's hash, see ``transactions``.)
+_NEVER_REPEATED: Final[frozenset[str]] = frozenset({"eth_sendTransaction", "eth_sendRawTransaction"})
+
 #: Errors that say nothing about the request, only that the node could not answer it now.
 _TRANSIENT_TYPES: Final[tuple[type[BaseException], ...]] = (
     OSError,  # requests' exceptions (incl. HTTP 429/5xx from raise_for_status), ConnectionError, TimeoutError
@@ -175,6 +179,9 @@ class RetryingHTTPProvider(HTTPProvider):
         return self.policy.run(what, call, endpoint=str(self.endpoint_uri))
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        if method in _NEVER_REPEATED:
+            return super().make_request(method, params)
+
         def attempt() -> RPCResponse:
             response = super(RetryingHTTPProvider, self).make_request(method, params)
             if is_transient_response(response):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from eth_account import Account
 from rpc_proxy import RpcProxy
 
@@ -118,3 +119,27 @@ def test_a_dead_endpoint_is_named_at_once_and_a_gateway_that_never_recovers_give
     assert elapsed < 5, f"a dead endpoint took {elapsed:.1f} s to report"
     assert seen["eth_blockNumber"] == 4
     assert f"eth_blockNumber: {proxy.url} unreachable after 4 attempts" in str(gave_up.value)
+
+
+def test_a_reader_never_repeats_a_send(chain: tuple[AnvilNode, Deployment]) -> None:
+    # Prepare: a gateway that answers every send with HTTP 429, though the send may have gone through.
+    node, _ = chain
+    seen: dict[str, int] = {}
+    payer = Account.create()
+    fund(node.url, [payer.address])
+    w3 = connect(node.url)
+    signed = payer.sign_transaction({
+        "to": payer.address, "value": 1, "nonce": 0, "chainId": w3.eth.chain_id, "gas": 21_000,
+        "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9,
+    })
+    with RpcProxy(node.url) as proxy:
+        _plan(proxy, {"eth_sendRawTransaction": [429] * 10}, seen)
+        reader = connect(proxy.url, policy=RetryPolicy(retries=3, backoff=0.01))
+
+        # Execute
+        with pytest.raises(requests.HTTPError) as refused:
+            reader.eth.send_raw_transaction(signed.raw_transaction)
+
+    # Assert: asked once, and the failure is the gateway's answer, not a give-up after retries.
+    assert seen["eth_sendRawTransaction"] == 1
+    assert "429" in str(refused.value)
