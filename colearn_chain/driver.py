@@ -31,6 +31,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from .decision import is_accepted, threshold_to_bps, voter_count
 from .mli import MachineLearningInterface, ProposedWeights, check_proposed, check_weights
+from .protocol import proposer_index
 from .typing import Weights
 
 logger = logging.getLogger(__name__)
@@ -56,11 +57,6 @@ class EpochResult:
     def vote_flags(self) -> Tuple[Optional[bool], ...]:
         """Each learner's approve/reject (``None`` for a non-voting proposer), handy for comparisons."""
         return tuple(None if v is None else v.vote for v in self.votes)
-
-
-def proposer_index(epoch_index: int, n_learners: int) -> int:
-    """The seed's proposer rule: learners take turns in their given order."""
-    return epoch_index % n_learners
 
 
 def copy_weights(weights: Weights) -> Weights:

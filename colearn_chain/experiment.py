@@ -16,28 +16,48 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
+from .agent import StateDir
 from .chain.client import ChainClient
-from .chain.events import EpochSkipped, LogCursor, ProposalAccepted, ProposalRejected, VoteCast
+from .chain.connection import connect
+from .chain.events import (
+    EpochSkipped,
+    LogCursor,
+    ProposalAccepted,
+    ProposalRejected,
+    VoteCast,
+)
 from .codec import digest_hex, encode_weights
 from .decision import threshold_to_bps
 from .exceptions import ColearnChainError
+from .explorer.server import serve_in_background
 from .history import History
-from .results import assemble_results
 from .learners import learner_config, make_learner
+from .protocol import proposer_index
+from .results import assemble_results
 from .services import stop_processes
-from .services.anvil import DEV_KEY, LOCAL_CHAIN_IDS, AnvilNode, fund, fund_from_unlocked
+from .services.anvil import (
+    DEV_KEY,
+    LOCAL_CHAIN_IDS,
+    AnvilNode,
+    fund,
+    fund_from_unlocked,
+)
 from .store import KuboStore, LocalStore, WeightStore
-from .agent import StateDir
-from .wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY, create_keystore, load_keystore
+from .wallet import (
+    ENV_KEYSTORE_PASSWORD,
+    ENV_PRIVATE_KEY,
+    create_keystore,
+    load_keystore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +97,10 @@ class ExperimentSettings:
         """The JSON-able config every agent (and the reference) builds its learner from."""
         if self.kind == "toy":
             return learner_config("toy", n_learners=self.learners, seed=self.seed, **self.learner_overrides)
-        settings: dict[str, Any] = dict(
-            n_learners=self.learners, seed=self.seed, dataset=self.dataset, model=self.model, split=self.split,
-        )
+        settings: dict[str, Any] = {
+            "n_learners": self.learners, "seed": self.seed, "dataset": self.dataset, "model": self.model,
+            "split": self.split,
+        }
         if self.split == "dirichlet":
             settings["alpha"] = self.alpha
         return learner_config("sklearn", **settings, **self.learner_overrides)
@@ -151,7 +172,7 @@ def _learner_wallets(n: int, rpc_url: str, out: Path, password: str) -> list[_Wa
         wallets.append(_Wallet(load_keystore(path, password), path))
     addresses = [w.account.address for w in wallets]
     funder = os.environ.get(ENV_FUNDER_KEY)
-    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    w3 = connect(rpc_url)
     if funder:
         fund(rpc_url, addresses, 10.0, funder_key=funder)
     elif w3.eth.accounts:
@@ -269,7 +290,7 @@ def _print_epoch(
     settings: ExperimentSettings, elapsed: float,
 ) -> None:
     n = len(learners)
-    proposer = event.epoch % n
+    proposer = proposer_index(event.epoch, n)
     grid = "".join("+" if votes.get(i) else ("-" if i in votes else ".") for i in range(n))
     if isinstance(event, EpochSkipped):
         outcome, tally = "skipped", ""
@@ -330,19 +351,18 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
               f"{settings.epochs} epochs; store {store.describe()}", flush=True)
 
         if settings.explorer:
-            from .cli.explorer import serve_in_background
-
             server, url = serve_in_background(rpc_url, deployment, settings.explorer_port)
             stack.callback(server.stop)
             print(f"explorer: {url}", flush=True)
 
         agents = _start_agents(wallets, password, rpc_url, deployment_path, store_url, settings)
         stack.callback(_stop_agents, agents)
-        cursor = LogCursor(Web3(Web3.HTTPProvider(rpc_url)), deployment.address, start_block=deployment.block)
+        w3 = connect(rpc_url)
+        cursor = LogCursor(w3, deployment.address, start_block=deployment.block)
         _follow(cursor, deployment.learners, agents, settings)
 
         print("agents done; computing baselines (solo, centralized, reference driver)", flush=True)
-        history = History.load(Web3(Web3.HTTPProvider(rpc_url)), deployment)
+        history = History.load(w3, deployment)
         results = assemble_results(
             settings=settings.to_json(), config=config, deployment=deployment, rpc_url=rpc_url,
             started_chain=settings.rpc is None, history=history, state_dirs=[a.state_dir for a in agents],

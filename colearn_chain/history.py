@@ -20,14 +20,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Literal
 
 from web3 import Web3
-from web3.contract import Contract
 
-from .chain.artifact import abi
+from ._files import atomic_write
+from .chain.connection import connect
 from .chain.deployment import Deployment
 from .chain.events import (
     ChainEvent,
@@ -40,15 +41,16 @@ from .chain.events import (
     VoteCast,
     WeightsProposed,
 )
-from ._files import atomic_write
+from .chain.records import ContractParams
+from .chain.views import ContractViews
 from .exceptions import ChainUnavailable, ColearnChainError
+from .protocol import ModelRecord, from_fixed_point, proposer_of
 
 __all__ = [
     "ContractNotFound",
     "ContractSummary",
     "EpochRecord",
     "History",
-    "Model",
     "Outcome",
     "Proposal",
     "TxRef",
@@ -62,15 +64,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT = "colearn-chain/history@1"
-#: The contract's Phase enum, by value.
-PHASES: tuple[str, ...] = ("Proposing", "Voting", "ProposalExpired", "VotingExpired")
-#: VoteCast scores are fixed point with 18 decimals.
-SCORE_SCALE = 10**18
 #: Receipts per JSON-RPC batch: large enough to load 11k receipts in seconds, small enough for public RPCs.
 RECEIPT_BATCH = 250
 
 Outcome = Literal["accepted", "rejected", "skipped", "open"]
-Source = Union[Deployment, str]
+Source = Deployment | str
 
 
 class ContractNotFound(ColearnChainError):
@@ -190,18 +188,6 @@ class EpochRecord:
 
 
 @dataclass(frozen=True)
-class Model:
-    """A model the chain names: digest and CID of its encoded weights, current since ``since_epoch``."""
-
-    digest: str
-    cid: str
-    since_epoch: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"digest": self.digest, "cid": self.cid, "since_epoch": self.since_epoch}
-
-
-@dataclass(frozen=True)
 class ContractSummary:
     """The contract's parameters and its state as of ``synced_block`` (the last block the index has read)."""
 
@@ -218,8 +204,8 @@ class ContractSummary:
     current_epoch: int
     phase: str
     deadline: int
-    current_model: Model
-    initial_model: Model | None
+    current_model: ModelRecord
+    initial_model: ModelRecord | None
     synced_block: int
 
     @property
@@ -259,29 +245,7 @@ def event_to_json(event: ChainEvent) -> dict[str, Any]:
     return out
 
 
-# ─────────────────────────────────────────────────────────────── connecting
-
-
-def connect(rpc_url: str, *, timeout: float = 10.0) -> Web3:
-    """A Web3 on ``rpc_url`` that has answered ``eth_chainId``; ChainUnavailable with the URL otherwise.
-
-    Why not web3's default: it retries a dead endpoint for seconds and then raises a bare
-    ``requests`` error; a user typing a wrong port wants one clear line at once.
-    """
-    import requests
-    from web3.providers.rpc.utils import ExceptionRetryConfiguration
-
-    retry = ExceptionRetryConfiguration(
-        errors=(ConnectionError, requests.HTTPError, requests.Timeout), retries=1, backoff_factor=0.1
-    )
-    provider = Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=retry)
-    w3 = Web3(provider)
-    try:
-        chain_id = int(w3.eth.chain_id)
-    except Exception as exc:  # connection refused, DNS, timeout, not JSON-RPC: all mean "no chain here"
-        raise ChainUnavailable(f"cannot reach a JSON-RPC endpoint at {rpc_url}: {type(exc).__name__}: {exc}") from exc
-    log.debug("connected to %s (chain id %d)", rpc_url, chain_id)
-    return w3
+# ─────────────────────────────────────────────────────────────── finding the contract
 
 
 def _has_code(w3: Web3, address: str, block: Any = "latest") -> bool:
@@ -304,7 +268,7 @@ def find_deploy_block(w3: Web3, address: str) -> int:
                 high = mid
             else:
                 low = mid + 1
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a node without historical state: fall back, say so
         log.warning("cannot search the deployment block (%s); reading events from block 0", exc)
         return 0
     return low
@@ -355,7 +319,7 @@ class History:
         self.start_block = start_block
         self.gas = gas
         self.receipt_batch = receipt_batch
-        self._contract: Contract = w3.eth.contract(address=self.address, abi=abi())
+        self._views = ContractViews(w3, self.address)
         self._cursor = LogCursor(w3, self.address, start_block=start_block, confirmations=confirmations)
         self._lock = threading.RLock()  # guards the index below; held only while applying, never over RPC
         self._update_lock = threading.Lock()  # one updater at a time
@@ -365,8 +329,8 @@ class History:
         self._tx_epochs: dict[str, set[int]] = {}
         self._gas_pending: dict[str, None] = {}  # an ordered set
         self._batch_ok = True
-        self._initial_model: Model | None = None
-        self._static: dict[str, Any] | None = None
+        self._initial_model: ModelRecord | None = None
+        self._params: ContractParams | None = None
         self._index: dict[str, int] = {}
         self._summary: ContractSummary | None = None
         self._chain_id = int(w3.eth.chain_id)
@@ -384,7 +348,7 @@ class History:
         *,
         confirmations: int = 0,
         gas: bool = True,
-    ) -> "History":
+    ) -> History:
         """Validate ``source`` (a Deployment or an address) on ``w3`` and read its whole history.
 
         ``start_block`` defaults to the deployment's block, or is searched for an address alone.
@@ -404,7 +368,7 @@ class History:
         *,
         confirmations: int = 0,
         gas: bool = True,
-    ) -> "History":
+    ) -> History:
         """Like :meth:`load` but reads no events yet (call :meth:`update`), so a caller can choose when to pay for it."""
         try:
             chain_id = int(w3.eth.chain_id)
@@ -433,28 +397,19 @@ class History:
             start_block = find_deploy_block(w3, address)
             log.info("contract %s deployed at block %d", address, start_block)
         history = cls(w3, address, start_block=start_block, confirmations=confirmations, gas=gas)
-        history._read_static()
+        history._read_params()
         return history
 
-    def _read_static(self) -> None:
+    def _read_params(self) -> None:
         """Read the parameters fixed at deployment, once; proves the address is a CollectiveLearning."""
-        fn = self._contract.functions
         try:
-            static: dict[str, Any] = {
-                "learners": tuple(Web3.to_checksum_address(a) for a in fn.learners().call()),
-                "vote_threshold_bps": int(fn.voteThresholdBps().call()),
-                "voter_count": int(fn.voterCount().call()),
-                "approvals_needed": int(fn.approvalsNeeded().call()),
-                "proposal_timeout": int(fn.proposalTimeout().call()),
-                "voting_timeout": int(fn.votingTimeout().call()),
-                "proposer_votes": bool(fn.proposerVotes().call()),
-            }
+            params = self._views.params()
         except Exception as exc:
             raise ContractNotFound(
                 f"the contract at {self.address} does not answer CollectiveLearning's views ({type(exc).__name__}: {exc})"
             ) from exc
-        self._static = static
-        self._index = {a.lower(): i for i, a in enumerate(static["learners"])}
+        self._params = params
+        self._index = {a.lower(): i for i, a in enumerate(params.learners)}
 
     # ───────────────────────────── updating
 
@@ -485,22 +440,19 @@ class History:
         return events
 
     def _read_summary(self, block: int) -> ContractSummary:
-        assert self._static is not None
-        fn = self._contract.functions
-        state = fn.epochState().call(block_identifier=block)
-        digest, cid, since = fn.currentModel().call(block_identifier=block)
-        epoch, phase, _proposer, deadline = int(state[0]), int(state[1]), state[2], int(state[3])
+        assert self._params is not None
+        state = self._views.epoch_state(block=block)
         return ContractSummary(
             chain_id=self._chain_id,
             address=self.address,
             deploy_block=self.start_block,
-            current_epoch=epoch,
-            phase=PHASES[phase] if 0 <= phase < len(PHASES) else str(phase),
-            deadline=deadline,
-            current_model=Model(Web3.to_hex(digest), cid, int(since)),
+            current_epoch=state.epoch,
+            phase=state.phase.name,
+            deadline=state.deadline,
+            current_model=self._views.current_model(block=block),
             initial_model=self._initial_model,
             synced_block=block,
-            **self._static,
+            **asdict(self._params),
         )
 
     def _epoch_slot(self, epoch: int, block: int) -> _Epoch:
@@ -513,12 +465,12 @@ class History:
         learners = self._learners()
         while len(self._epochs) <= index:
             number = self._first_epoch + len(self._epochs)
-            self._epochs.append(_Epoch(number, learners[number % len(learners)], 0, block))
+            self._epochs.append(_Epoch(number, proposer_of(number, learners), 0, block))
         return self._epochs[index]
 
     def _learners(self) -> tuple[str, ...]:
-        assert self._static is not None
-        return self._static["learners"]
+        assert self._params is not None
+        return self._params.learners
 
     def _touch(self, slot: _Epoch) -> None:
         slot.seq = self.seq
@@ -537,7 +489,7 @@ class History:
         if len(self.recent_events) > 500:
             del self.recent_events[:100]
         if isinstance(event, ModelInitialized):
-            self._initial_model = Model(event.digest, event.cid, 0)
+            self._initial_model = ModelRecord(event.digest, event.cid, 0)
             return
         epoch = getattr(event, "epoch", None)
         if epoch is None:  # deployment facts (e.g. the consortium's rules): the views already gave them
@@ -602,7 +554,7 @@ class History:
         if self._batch_ok and len(hashes) > 1:
             try:
                 replies = self.w3.provider.make_batch_request(  # type: ignore[attr-defined]
-                    [("eth_getTransactionReceipt", [tx]) for tx in hashes]  # type: ignore[misc]
+                    [("eth_getTransactionReceipt", [tx]) for tx in hashes]
                 )
                 if not isinstance(replies, list) or len(replies) != len(hashes):
                     raise ValueError(f"unexpected batch reply {str(replies)[:200]}")
@@ -613,7 +565,7 @@ class History:
                         raise ValueError(f"no receipt for {tx}: {reply.get('error')}")
                     out[tx] = (int(receipt["gasUsed"], 16), Web3.to_checksum_address(receipt["from"]))
                 return out
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of the batch: fall back to single requests
                 log.info("this endpoint refused a JSON-RPC batch (%s); fetching receipts one by one", exc)
                 self._batch_ok = False
                 out.clear()
@@ -640,7 +592,7 @@ class History:
             return slot.record
         index = self._index
         votes = tuple(
-            Vote(voter, index.get(voter.lower(), -1), approve, score / SCORE_SCALE, score, self._ref(tx, block))
+            Vote(voter, index.get(voter.lower(), -1), approve, from_fixed_point(score), score, self._ref(tx, block))
             for voter, approve, score, tx, block in (slot.votes or ())
         )
         approvals = slot.approvals if slot.approvals is not None else sum(v.approve for v in votes)
@@ -734,7 +686,7 @@ class History:
                 for voter, ok, score, _tx, _block in slot.votes or ():
                     j = self._index.get(voter.lower())
                     if j is not None:
-                        scores[j][i] = score / SCORE_SCALE
+                        scores[j][i] = from_fixed_point(score)
                         approve[j][i] = int(ok)
             return {
                 "first_epoch": self._first_epoch or 0,

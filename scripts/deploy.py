@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from brownie import CollectiveLearning, accounts, network
+from brownie import CollectiveLearning, accounts, network  # type: ignore[attr-defined]  # contract classes exist at run time
+from brownie.network.main import show_active
 
 from colearn_chain.chain.deployment import Deployment
 from colearn_chain.codec import digest_hex
@@ -29,8 +31,9 @@ from colearn_chain.decision import threshold_to_bps
 from colearn_chain.store.unixfs import cid_v0
 
 
-def _deployer():  # type: ignore[no-untyped-def]
-    if network.show_active() in ("anvil", "development", "ganache-cli") or "fork" in network.show_active():
+def _deployer() -> Any:
+    active = str(show_active())
+    if active in ("anvil", "development", "ganache-cli") or "fork" in active:
         return accounts[0]
     key = os.environ.get("COLEARN_DEPLOYER_KEY")
     if not key:
@@ -40,7 +43,7 @@ def _deployer():  # type: ignore[no-untyped-def]
 
 def main(model_path: str | None = None) -> Deployment:
     learners_env = os.environ.get("COLEARN_LEARNERS")
-    learners = [a.strip() for a in learners_env.split(",")] if learners_env else [str(a) for a in accounts[1:6]]
+    learners = [a.strip() for a in learners_env.split(",")] if learners_env else [str(accounts[i]) for i in range(1, 6)]
     model_path = model_path or os.environ.get("COLEARN_INITIAL_MODEL")
     if not model_path:
         raise SystemExit(
@@ -72,7 +75,7 @@ def main(model_path: str | None = None) -> Deployment:
         initial_digest=digest,
         initial_cid=cid,
     )
-    out = Path(os.environ.get("COLEARN_DEPLOYMENT", f"deployments/{network.show_active()}.json"))
+    out = Path(os.environ.get("COLEARN_DEPLOYMENT", f"deployments/{show_active()}.json"))
     record.save(out)
     print(f"CollectiveLearning deployed at {contract.address} (chain {record.chain_id}, block {record.block})")
     print(f"deployment record: {out}")

@@ -43,14 +43,14 @@ class Deployment:
         return path
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Deployment":
+    def from_json(cls, data: dict[str, Any]) -> Deployment:
         if data.get("format") != FORMAT:
             raise ValueError(f"not a colearn-chain deployment record (format {data.get('format')!r}, want {FORMAT!r})")
         fields = {k: v for k, v in data.items() if k != "format"}
         return cls(**fields)
 
     @classmethod
-    def load(cls, path: Path | str) -> "Deployment":
+    def load(cls, path: Path | str) -> Deployment:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:

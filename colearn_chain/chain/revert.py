@@ -9,27 +9,18 @@ the ABI of the packaged artifact gives its argument names and types.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any, Final
 
-from eth_abi import decode as abi_decode
-from eth_utils import function_signature_to_4byte_selector
+from eth_abi.abi import decode as abi_decode
+from eth_utils.abi import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from ..exceptions import ContractRevert
+from ..protocol import Phase
 from .artifact import abi
 
-__all__ = ["Phase", "decode_revert", "revert_from_exception", "revert_data_of"]
-
-
-class Phase(IntEnum):
-    """The contract's ``Phase`` enum, in its declaration order."""
-
-    Proposing = 0
-    Voting = 1
-    ProposalExpired = 2
-    VotingExpired = 3
+__all__ = ["Phase", "decode_revert", "revert_data_of", "revert_from_exception"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +80,7 @@ def _normalise(value: Any, abi_type: str, is_enum: bool) -> Any:
 def decode_revert(data: str | bytes | None) -> ContractRevert:
     """Decode revert data into a ContractRevert; unknown data gives the name ``UnknownRevert``."""
     if isinstance(data, str):
-        text = data[2:] if data.startswith("0x") else data
+        text = data.removeprefix("0x")
         try:
             raw = bytes.fromhex(text)
         except ValueError:

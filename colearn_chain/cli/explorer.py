@@ -1,7 +1,4 @@
-"""`colearn-chain explorer`: serve the explorer page for a contract on 127.0.0.1 until interrupted.
-
-Also :func:`serve_in_background`, which `colearn-chain run --explorer` calls to show a run as it happens.
-"""
+"""`colearn-chain explorer`: serve the explorer page for a contract on 127.0.0.1 until interrupted."""
 
 from __future__ import annotations
 
@@ -10,36 +7,12 @@ import logging
 from typing import Any
 
 from ..exceptions import ColearnChainError
-from ..explorer.server import ExplorerServer, start_server
-from ..history import History, Source, connect
+from ..explorer.server import start_server
 from .status import add_source_args, open_history
 
-__all__ = ["register", "run", "serve_in_background"]
+__all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
-
-
-def serve_in_background(
-    rpc_url: str,
-    deployment: Source,
-    port: int = 0,
-    *,
-    start_block: int | None = None,
-    gas: bool = True,
-    poll_interval: float = 0.5,
-) -> tuple[ExplorerServer, str]:
-    """Read the history of ``deployment`` (a Deployment or an address), serve it, return (server, url).
-
-    The events are read before this returns (so the first page is complete); receipts for gas are
-    fetched by the server's poller afterwards. Stop it with ``server.stop()``.
-    """
-    try:
-        history = History.open(connect(rpc_url), deployment, start_block, gas=gas)
-    except ValueError as exc:
-        raise ColearnChainError(str(exc)) from exc
-    history.update(gas=False)
-    server = start_server(history, port=port, poll_interval=poll_interval)
-    return server, server.url
 
 
 def register(subparsers: Any) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from ..chain.connection import connect
 from ..chain.deployment import Deployment
 from ..exceptions import ColearnChainError
-from ..history import EpochRecord, History, Source, TxRef, connect
+from ..history import EpochRecord, History, Source, TxRef
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 
@@ -110,8 +112,10 @@ def render(history: History, *, last: int | None = None, txs: bool = True) -> st
     rule = "every learner votes" if s.proposer_votes else "the proposer does not vote"
     lines = [
         f"CollectiveLearning {s.address} on chain {s.chain_id}: deployed at block {s.deploy_block}, read to block {s.synced_block}",
-        f"  rule: {s.variant} ({rule}); threshold {s.vote_threshold_bps} bps = {s.approvals_needed} of "
-        f"{s.voter_count} approvals; timeouts: proposal {s.proposal_timeout} s, voting {s.voting_timeout} s",
+        (
+            f"  rule: {s.variant} ({rule}); threshold {s.vote_threshold_bps} bps = {s.approvals_needed} of "
+            f"{s.voter_count} approvals; timeouts: proposal {s.proposal_timeout} s, voting {s.voting_timeout} s"
+        ),
         "  learners: " + "  ".join(f"{label[a]} {a}" for a in learners),
         f"  now: epoch {s.current_epoch}, phase {s.phase} (deadline {_when(s.deadline)})",
         f"  current model: {s.current_model.cid} (digest {s.current_model.digest}) since epoch {s.current_model.since_epoch}",

@@ -28,10 +28,12 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..history import History
+from ..chain.connection import connect
+from ..exceptions import ColearnChainError
+from ..history import History, Source
 from .links import explorer_for
 
-__all__ = ["ExplorerServer", "start_server"]
+__all__ = ["ExplorerServer", "serve_in_background", "start_server"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ class ExplorerServer(ThreadingHTTPServer):
 
     # ───────────────────────────── lifecycle
 
-    def start(self) -> "ExplorerServer":
+    def start(self) -> ExplorerServer:
         """Serve and poll in background threads; returns at once."""
         self._poller.start()
         self._serve_thread = threading.Thread(target=self.serve_forever, name="explorer-http", daemon=True)
@@ -115,7 +117,7 @@ class ExplorerServer(ThreadingHTTPServer):
                 if self.poll_error:
                     log.info("chain reachable again")
                 self.poll_error = None
-            except Exception as exc:  # a flaky RPC must not kill the page; it shows the error and retries
+            except Exception as exc:  # noqa: BLE001 - a flaky RPC must not kill the page; it shows the error and retries
                 if self.poll_error is None:
                     log.warning("explorer cannot update from the chain: %s", exc)
                 self.poll_error = f"{type(exc).__name__}: {exc}"
@@ -151,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: ExplorerServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
     def _send(self, status: int, body: bytes, content_type: str, *, cache: bool = False) -> None:
@@ -174,10 +176,10 @@ class _Handler(BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
         return host in ("127.0.0.1", "localhost")
 
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+    def do_HEAD(self) -> None:
         self.do_GET()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if not self._host_ok():
             self._json({"error": "forbidden host"}, HTTPStatus.FORBIDDEN)
             return
@@ -253,3 +255,27 @@ class _Handler(BaseHTTPRequestHandler):
 def start_server(history: History, *, port: int = 0, poll_interval: float = 0.5) -> ExplorerServer:
     """Start an ExplorerServer over ``history`` (already read once) in background threads."""
     return ExplorerServer(history, port=port, poll_interval=poll_interval).start()
+
+
+def serve_in_background(
+    rpc_url: str,
+    deployment: Source,
+    port: int = 0,
+    *,
+    start_block: int | None = None,
+    gas: bool = True,
+    poll_interval: float = 0.5,
+) -> tuple[ExplorerServer, str]:
+    """Read the history of ``deployment`` (a Deployment or an address), serve it, return (server, url).
+
+    What `colearn-chain run --explorer` calls to show a run as it happens. The events are read before
+    this returns (so the first page is complete); receipts for gas are fetched by the server's poller
+    afterwards. Stop it with ``server.stop()``.
+    """
+    try:
+        history = History.open(connect(rpc_url), deployment, start_block, gas=gas)
+    except ValueError as exc:
+        raise ColearnChainError(str(exc)) from exc
+    history.update(gas=False)
+    server = start_server(history, port=port, poll_interval=poll_interval)
+    return server, server.url

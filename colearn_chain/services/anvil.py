@@ -12,12 +12,15 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from typing_extensions import Self
 from web3 import Web3
 
+from ..chain.connection import http_web3
 from ..exceptions import ColearnChainError
 from . import stop_processes
 
@@ -97,11 +100,14 @@ class AnvilNode:
             cmd += ["--block-time", str(self.block_time)]
         return cmd
 
-    def start(self) -> "AnvilNode":
+    def start(self) -> Self:
         cmd = self.command()
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 2}))
+        if self.log_path:
+            with open(self.log_path, "ab") as out:  # the child keeps its own descriptor
+                self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        else:
+            self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        w3 = http_web3(self.url, timeout=2)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -110,7 +116,7 @@ class AnvilNode:
                 if w3.eth.chain_id == self.chain_id:
                     log.info("%s listening on %s", self.name, self.url)
                     return self
-            except Exception:
+            except Exception:  # noqa: BLE001 - not listening yet, in any of many ways: ask again
                 time.sleep(0.1)
         self.stop()
         raise ServiceError(f"{self.name} did not answer on {self.url} within 30 s")
@@ -120,16 +126,19 @@ class AnvilNode:
             stop_processes([self._proc])
         self._proc = None
 
-    def __enter__(self) -> "AnvilNode":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
 
-def fund_from_unlocked(rpc_url: str, addresses: list[str], amount_ether: float = 100.0) -> None:
-    """Send ``amount_ether`` to each address from the node's first unlocked account (dev chains only)."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url))
+def fund_from_unlocked(rpc_url: str, addresses: Sequence[str], amount_ether: float = 100.0) -> None:
+    """Send ``amount_ether`` to each address from the node's first unlocked account (dev chains only).
+
+    Each request is asked once: a send retried after a timeout could be a second payment.
+    """
+    w3 = http_web3(rpc_url)
     sender = w3.eth.accounts[0]
     hashes = [
         w3.eth.send_transaction({"from": sender, "to": Web3.to_checksum_address(a), "value": w3.to_wei(amount_ether, "ether")})
@@ -139,9 +148,9 @@ def fund_from_unlocked(rpc_url: str, addresses: list[str], amount_ether: float =
         w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
 
 
-def fund(rpc_url: str, addresses: list[str], amount_ether: float = 100.0, *, funder_key: str = DEV_KEY) -> None:
-    """Send ``amount_ether`` from the dev account to each address (local chains only)."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url))
+def fund(rpc_url: str, addresses: Sequence[str], amount_ether: float = 100.0, *, funder_key: str = DEV_KEY) -> None:
+    """Send ``amount_ether`` from the dev account to each address (local chains only), each request asked once."""
+    w3 = http_web3(rpc_url)
     funder = w3.eth.account.from_key(funder_key)
     nonce = w3.eth.get_transaction_count(funder.address, "pending")
     hashes = []

@@ -18,9 +18,9 @@ import pytest
 from eth_account import Account
 
 from colearn_chain.chain.deployment import Deployment
-from colearn_chain.cli.explorer import serve_in_background
-from colearn_chain.explorer.server import ExplorerServer
-from colearn_chain.history import History, connect
+from colearn_chain.chain.connection import connect
+from colearn_chain.explorer.server import ExplorerServer, serve_in_background
+from colearn_chain.history import History
 from colearn_chain.services.anvil import AnvilNode, fund
 from history_driver import Driver, learner_keys
 

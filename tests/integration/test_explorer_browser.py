@@ -18,7 +18,7 @@ from typing import Any, Dict, Tuple
 import pytest
 
 from agent_harness import Consortium
-from colearn_chain.cli.explorer import serve_in_background
+from colearn_chain.explorer.server import serve_in_background
 from colearn_chain.services.anvil import AnvilNode
 from colearn_chain.services.kubo import KuboNode
 from history_driver import fast_history
