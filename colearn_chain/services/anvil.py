@@ -44,6 +44,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _family(pid: int) -> list[int]:
+    """``pid`` and its descendants (npm's `anvil` is a node wrapper whose child is the chain)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in os.listdir(f"/proc/{current}/task"):
+            todo += [int(c) for c in Path(f"/proc/{current}/task/{task}/children").read_text().split()]
+    return found
+
+
+def listens_on(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` (or a descendant) listens on TCP ``port`` (None where /proc cannot tell).
+
+    An answer on the port is not proof: another process may hold it and ours may still be failing to bind.
+    """
+    try:
+        inodes = set()
+        for member in _family(pid):
+            fds = f"/proc/{member}/fd"
+            inodes |= {os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds)}
+        tables = [Path("/proc/net/tcp").read_text(), Path("/proc/net/tcp6").read_text()]
+    except OSError:
+        return None
+    for table in tables:
+        for row in table.splitlines()[1:]:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and f"socket:[{inode}]" in inodes:
+                return True
+    return False
+
+
 def find_tool(name: str, env_var: str) -> str:
     """Find a tool: ``$env_var``, then the project's node_modules/.bin and .tools/bin, then PATH."""
     candidates = [os.environ.get(env_var), str(ROOT / "node_modules" / ".bin" / name), str(ROOT / ".tools" / "bin" / name)]
@@ -71,6 +104,7 @@ class AnvilNode:
         chain_id: int = 31337,
         log_path: Path | None = None,
     ) -> None:
+        self._auto_port = port is None
         self.port = port or free_port()
         self.block_time = block_time
         self.gas_limit = gas_limit
@@ -101,6 +135,20 @@ class AnvilNode:
         return cmd
 
     def start(self) -> Self:
+        # A port picked by free_port() may be taken by another process before the chain binds it (two test
+        # sessions side by side): then our chain exits at once while the other one answers on that port.
+        # So readiness counts only while our process is alive, and a lost port is picked again.
+        for _attempt in range(3):
+            if self._launch():
+                return self
+            if not self._auto_port:
+                break
+            self.port = free_port()
+            log.info("%s lost its port to another process; trying port %d", self.name, self.port)
+        raise ServiceError(f"{self.name} exited with code {self._exit_code()}: {' '.join(self.command())}")
+
+    def _launch(self) -> bool:
+        """Start the chain; True once it answers and is still alive, False if it exited (port taken)."""
         cmd = self.command()
         if self.log_path:
             with open(self.log_path, "ab") as out:  # the child keeps its own descriptor
@@ -111,15 +159,20 @@ class AnvilNode:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise ServiceError(f"{self.name} exited with code {self._proc.returncode}: {' '.join(cmd)}")
+                return False
             try:
-                if w3.eth.chain_id == self.chain_id:
-                    log.info("%s listening on %s", self.name, self.url)
-                    return self
+                answered = w3.eth.chain_id == self.chain_id
             except Exception:  # noqa: BLE001 - not listening yet, in any of many ways: ask again
-                time.sleep(0.1)
+                answered = False
+            if answered and listens_on(self._proc.pid, self.port) is not False:
+                log.info("%s listening on %s", self.name, self.url)
+                return True
+            time.sleep(0.1)
         self.stop()
         raise ServiceError(f"{self.name} did not answer on {self.url} within 30 s")
+
+    def _exit_code(self) -> int | None:
+        return self._proc.returncode if self._proc is not None else None
 
     def stop(self) -> None:
         if self._proc:
