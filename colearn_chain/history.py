@@ -27,7 +27,6 @@ from typing import Any, Literal, Sequence, Union
 from web3 import Web3
 from web3.contract import Contract
 
-from .chain.artifact import abi
 from .chain.deployment import Deployment
 from .chain.events import (
     ChainEvent,
@@ -39,6 +38,8 @@ from .chain.events import (
     ProposalRejected,
     VoteCast,
     WeightsProposed,
+    decode_cid,
+    view_abi,
 )
 from ._files import atomic_write
 from .exceptions import ChainUnavailable, ColearnChainError
@@ -355,7 +356,7 @@ class History:
         self.start_block = start_block
         self.gas = gas
         self.receipt_batch = receipt_batch
-        self._contract: Contract = w3.eth.contract(address=self.address, abi=abi())
+        self._contract: Contract = w3.eth.contract(address=self.address, abi=view_abi())  # CIDs as bytes: see decode_cid
         self._cursor = LogCursor(w3, self.address, start_block=start_block, confirmations=confirmations)
         self._lock = threading.RLock()  # guards the index below; held only while applying, never over RPC
         self._update_lock = threading.Lock()  # one updater at a time
@@ -497,7 +498,7 @@ class History:
             current_epoch=epoch,
             phase=PHASES[phase] if 0 <= phase < len(PHASES) else str(phase),
             deadline=deadline,
-            current_model=Model(Web3.to_hex(digest), cid, int(since)),
+            current_model=Model(Web3.to_hex(digest), decode_cid(cid).text, int(since)),
             initial_model=self._initial_model,
             synced_block=block,
             **self._static,

@@ -34,9 +34,11 @@ from web3.exceptions import (
 )
 
 from ..exceptions import ChainUnavailable, ContractRevert, TransactionFailed
-from .artifact import abi, bytecode
+from ..text import redact_url
+from .artifact import bytecode
 from .deployment import Deployment
 from .events import as_hex as _hex
+from .events import decode_cid, view_abi
 from .revert import Phase, revert_data_of, revert_from_exception
 
 __all__ = ["ChainClient", "ContractParams", "CurrentModel", "EpochState", "Phase", "SentTx"]
@@ -98,8 +100,10 @@ class EpochState:
     rejections: int
     #: the proposed digest, ZERO_DIGEST before a proposal
     digest: str
-    #: the proposed CID, "" before a proposal
+    #: the proposed CID, "" before a proposal (an escaped rendering when ``cid_invalid``)
     cid: str
+    #: why the proposed CID is not a plausible CID (not UTF-8, control characters, too long), else None
+    cid_invalid: str | None = None
 
     @property
     def proposed(self) -> bool:
@@ -114,6 +118,8 @@ class CurrentModel:
     cid: str
     #: the first epoch in which this model was current (0 for the initial model)
     since_epoch: int
+    #: why ``cid`` is not a plausible CID (then it is an escaped rendering), else None
+    cid_invalid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +222,7 @@ class ChainClient:
         self.w3 = Web3(
             Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
         )
-        self._abi = abi()
+        self._abi = view_abi()  # views return CIDs as bytes, decoded by decode_cid: never a UnicodeDecodeError
         self._chain_id: int | None = None
         self._nonce: int | None = None
         #: (nonce, maxFeePerGas, tip) of a transaction given up on unmined: the next one replaces it
@@ -285,7 +291,8 @@ class ChainClient:
     # ``block`` pins a view to one block, so several views read one consistent state.
 
     def epoch_state(self, *, block: BlockId = "latest") -> EpochState:
-        epoch, phase, proposer, deadline, approvals, rejections, digest, cid = self._view("epochState", block=block)
+        epoch, phase, proposer, deadline, approvals, rejections, digest, raw_cid = self._view("epochState", block=block)
+        cid = decode_cid(raw_cid, empty_ok=_hex(digest) == ZERO_DIGEST)
         return EpochState(
             epoch=int(epoch),
             phase=Phase(phase),
@@ -294,12 +301,14 @@ class ChainClient:
             approvals=int(approvals),
             rejections=int(rejections),
             digest=_hex(digest),
-            cid=str(cid),
+            cid=cid.text,
+            cid_invalid=cid.invalid,
         )
 
     def current_model(self, *, block: BlockId = "latest") -> CurrentModel:
-        digest, cid, since = self._view("currentModel", block=block)
-        return CurrentModel(digest=_hex(digest), cid=str(cid), since_epoch=int(since))
+        digest, raw_cid, since = self._view("currentModel", block=block)
+        cid = decode_cid(raw_cid)
+        return CurrentModel(digest=_hex(digest), cid=cid.text, since_epoch=int(since), cid_invalid=cid.invalid)
 
     def current_epoch(self, *, block: BlockId = "latest") -> int:
         return int(self._view("currentEpoch", block=block))
@@ -401,10 +410,10 @@ class ChainClient:
                 last = exc
             if attempt < self.retries:
                 log.warning("%s: %s unreachable (%s); retry %d/%d in %.2f s",
-                            what, self.rpc_url, type(last).__name__, attempt + 1, self.retries, delay)
+                            what, redact_url(self.rpc_url), type(last).__name__, attempt + 1, self.retries, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
-        raise ChainUnavailable(f"{what}: {self.rpc_url} unreachable after {self.retries + 1} attempts: {last}") from last
+        raise ChainUnavailable(f"{what}: {redact_url(self.rpc_url)} unreachable after {self.retries + 1} attempts: {last}") from last
 
     def _view(self, name: str, *args: Any, block: BlockId = "latest") -> Any:
         function = getattr(self._require_contract().functions, name)(*args)
