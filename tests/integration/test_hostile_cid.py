@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from agent_harness import Consortium
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_utils.abi import function_signature_to_4byte_selector
+from history_driver import Driver, learner_keys
 from web3 import Web3
 
 from colearn_chain.agent import INVALID_PROPOSAL_SCORE, evaluate_proposal
@@ -29,7 +32,6 @@ from colearn_chain.history import History
 from colearn_chain.learners.toy import ToyLearner
 from colearn_chain.services.anvil import AnvilNode, fund
 from colearn_chain.store import LocalStore
-from history_driver import Driver, learner_keys
 
 NOT_UTF8 = b"Qm\xff\xfe\x80 not text"
 #: Valid UTF-8: clears the screen, ends the line and forges a status/log line, then a bidi override.
@@ -98,3 +100,42 @@ def test_invalid_utf8_and_escape_cids_are_read_escaped_and_rejected(
         assert "\x1b" not in output and "\u202e" not in output and "\r" not in output
         assert not any(line.startswith("epoch 0 accepted") for line in output.splitlines())
         assert "Qm\\x1b[2J\\x1b[H\\r\\nepoch 0 accepted" in output
+
+
+@pytest.mark.parametrize("cid", [NOT_UTF8, ESCAPES.encode()], ids=["not-utf8", "escapes"])
+def test_agents_vote_reject_on_an_unreadable_proposal_log_it_escaped_and_go_on(tmp_path: Path, cid: bytes) -> None:
+    # Prepare: learner 0 (this test, with its own key) proposes the hostile CID before the agents start,
+    # so they meet it first in epochState() (the restart path) and then in the WeightsProposed event.
+    with AnvilNode() as node:
+        consortium = Consortium(node.url, tmp_path, f"local:{tmp_path / 'store'}", {"kind": "toy", "seed": 0, "dim": 4},
+                                3, proposal_timeout=60, voting_timeout=60).setup()
+        assert consortium.deployment is not None
+        attacker = consortium.client(0)
+        data = function_signature_to_4byte_selector("propose(uint256,bytes32,string)") + abi_encode(
+            ["uint256", "bytes32", "bytes"], [0, hashlib.sha256(cid).digest(), cid]
+        )
+        attacker._transact("propose", Web3.to_hex(data), to=consortium.deployment.address)
+
+        # Execute
+        try:
+            for i in (1, 2):
+                consortium.start(i, until_epoch=1)
+            deadline = time.monotonic() + 60
+            while len(consortium.votes().get(0, {})) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            attacker.vote(0, False, -1)
+            codes = consortium.wait(timeout=90, indices=[1, 2])
+        finally:
+            consortium.stop_all()
+        votes = {e.voter: e for e in consortium.vote_events() if e.epoch == 0}
+        logs = {i: consortium.agents[i].log_text() for i in (1, 2)}
+
+    # Assert
+    assert codes == {1: 0, 2: 0}, logs
+    for i in (1, 2):
+        vote = votes[consortium.accounts[i].address]
+        assert vote.approve is False and vote.score == INVALID_PROPOSAL_SCORE
+        text = logs[i]
+        assert "unreadable proposal" in text and "Traceback" not in text
+        assert "\x1b" not in text and "\r" not in text and "\u202e" not in text
+        assert not any(line.startswith("epoch 0 accepted") for line in text.splitlines())
