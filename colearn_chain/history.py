@@ -43,6 +43,7 @@ from .chain.events import (
 )
 from ._files import atomic_write
 from .exceptions import ChainUnavailable, ColearnChainError
+from .text import redact_in, redact_url
 
 __all__ = [
     "ContractNotFound",
@@ -280,8 +281,10 @@ def connect(rpc_url: str, *, timeout: float = 10.0) -> Web3:
     try:
         chain_id = int(w3.eth.chain_id)
     except Exception as exc:  # connection refused, DNS, timeout, not JSON-RPC: all mean "no chain here"
-        raise ChainUnavailable(f"cannot reach a JSON-RPC endpoint at {rpc_url}: {type(exc).__name__}: {exc}") from exc
-    log.debug("connected to %s (chain id %d)", rpc_url, chain_id)
+        raise ChainUnavailable(
+            f"cannot reach a JSON-RPC endpoint at {redact_url(rpc_url)}: {type(exc).__name__}: {redact_in(str(exc), rpc_url)}"
+        ) from exc
+    log.debug("connected to %s (chain id %d)", redact_url(rpc_url), chain_id)
     return w3
 
 

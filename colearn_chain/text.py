@@ -13,7 +13,7 @@ import unicodedata
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["DEFAULT_LIMIT", "printable", "redact_url"]
+__all__ = ["DEFAULT_LIMIT", "printable", "redact_in", "redact_url"]
 
 #: Characters shown of one value before it is cut (a CID is < 100; an error message a few hundred).
 DEFAULT_LIMIT: Final[int] = 300
@@ -81,3 +81,22 @@ def redact_url(url: str) -> str:
     query = REDACTED if parts.query else ""
     fragment = REDACTED if parts.fragment else ""
     return printable(urlunsplit((parts.scheme, netloc, path, query, fragment)))
+
+
+def redact_in(text: str, url: str) -> str:
+    """``text`` (an error message) with every secret part of ``url`` replaced, as :func:`redact_url` does.
+
+    Why: HTTP libraries quote the URL, or its path and query alone ("Max retries exceeded with url:
+    /v3/<key>"), in their messages, so redacting the URL where we print it is not enough.
+    """
+    try:
+        parts = urlsplit(url)
+        secrets = [url, parts.password or "", parts.username or ""]
+    except ValueError:
+        return text.replace(url, "<unparseable URL>") if url else text
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    if parts.path not in ("", "/") or parts.query:
+        secrets += [tail, parts.path if parts.path not in ("", "/") else "", parts.query]
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, redact_url(url) if secret == url else REDACTED)
+    return text

@@ -34,7 +34,7 @@ from web3.exceptions import (
 )
 
 from ..exceptions import ChainUnavailable, ContractRevert, TransactionFailed
-from ..text import redact_url
+from ..text import redact_in, redact_url
 from .artifact import bytecode
 from .deployment import Deployment
 from .events import as_hex as _hex
@@ -413,7 +413,10 @@ class ChainClient:
                             what, redact_url(self.rpc_url), type(last).__name__, attempt + 1, self.retries, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
-        raise ChainUnavailable(f"{what}: {redact_url(self.rpc_url)} unreachable after {self.retries + 1} attempts: {last}") from last
+        raise ChainUnavailable(
+            f"{what}: {redact_url(self.rpc_url)} unreachable after {self.retries + 1} attempts: "
+            f"{redact_in(str(last), self.rpc_url)}"
+        ) from last
 
     def _view(self, name: str, *args: Any, block: BlockId = "latest") -> Any:
         function = getattr(self._require_contract().functions, name)(*args)

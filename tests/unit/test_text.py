@@ -9,7 +9,7 @@ import pytest
 
 from colearn_chain.chain.events import MAX_CID_BYTES, cid_problem, decode_cid
 from colearn_chain.cli._logging import TRACEBACK_PREFIX, EscapingFilter
-from colearn_chain.text import printable, redact_url
+from colearn_chain.text import printable, redact_in, redact_url
 
 FORGED = "Qm\x1b[2J\r\n2026-01-01 00:00:00,000 INFO colearn_chain.agent.loop: epoch 0 accepted\x1b[0m"
 
@@ -97,3 +97,14 @@ def test_the_log_filter_turns_a_forged_line_into_one_escaped_line() -> None:
     assert lines[2].startswith("ERROR failed on Qm\\x1b")
     assert all(line.startswith(TRACEBACK_PREFIX) for line in lines[3:]) and len(lines) > 4
     assert not any(line.startswith("2026-01-01") for line in lines)  # the forged line is escaped or prefixed
+
+
+def test_redact_in_scrubs_a_url_and_its_parts_from_an_error_message() -> None:
+    url = "https://alice:hunter2@rpc.example.org/v3/KEY123?token=T0K"
+    message = (f"HTTPSConnectionPool(host='rpc.example.org', port=443): Max retries exceeded with url: "
+               f"/v3/KEY123?token=T0K (caused by {url})")
+
+    scrubbed = redact_in(message, url)
+
+    assert "KEY123" not in scrubbed and "T0K" not in scrubbed and "hunter2" not in scrubbed and "alice" not in scrubbed
+    assert "host='rpc.example.org'" in scrubbed and "https://***@rpc.example.org/***?***" in scrubbed
