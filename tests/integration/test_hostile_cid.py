@@ -9,9 +9,11 @@ ANSI escape sequences and a forged log line. The event cursor, the contract view
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from colearn_chain.agent import INVALID_PROPOSAL_SCORE, evaluate_proposal
 from colearn_chain.chain.client import ChainClient
 from colearn_chain.chain.deployment import Deployment
 from colearn_chain.chain.events import LogCursor, ProposalRejected, WeightsProposed
+from colearn_chain.cli.explorer import serve_in_background
 from colearn_chain.cli.status import render
 from colearn_chain.history import History
 from colearn_chain.learners.toy import ToyLearner
@@ -84,6 +87,12 @@ def test_invalid_utf8_and_escape_cids_are_read_escaped_and_rejected(
         [sys.executable, "-m", "colearn_chain.cli", "status", "--rpc", rpc_url, "--contract", deployment.address],
         capture_output=True, text=True, timeout=120, check=False,
     )
+    server, url = serve_in_background(rpc_url, deployment, 0, poll_interval=0.1)
+    try:
+        with urllib.request.urlopen(url + "api/epochs?offset=0&limit=10", timeout=30) as response:
+            body = response.read()
+    finally:
+        server.stop()
 
     assert [s.cid_invalid for s in states] == [
         "CID is not valid UTF-8", "CID holds characters other than ASCII letters and digits"
@@ -96,6 +105,9 @@ def test_invalid_utf8_and_escape_cids_are_read_escaped_and_rejected(
     assert client.current_model().cid_invalid is None and client.epoch_state().epoch == 2
     assert [r.outcome for r in history.epochs] == ["rejected", "rejected", "open"]
     assert cli.returncode == 0, cli.stderr
+    page = json.loads(body)
+    assert [e["proposal"]["cid"] for e in page["epochs"][:2]] == [s.cid for s in states]
+    assert b"\x1b" not in body and "\u202e".encode() not in body and b"\r" not in body
     for output in (table, cli.stdout):
         assert "\x1b" not in output and "\u202e" not in output and "\r" not in output
         assert not any(line.startswith("epoch 0 accepted") for line in output.splitlines())
