@@ -5,6 +5,13 @@ deploys the contract with the learners' shared initial model, runs one agent pro
 shows each epoch as it closes, and then reports the shared model against the baselines (solo,
 centralized, and the in-memory reference driver on the same learners). Whatever it started it stops,
 on Ctrl-C too.
+
+Secrets: no password or key is ever written in plain text, and none is put on a command line (visible
+to every user in ``ps``). New learner keys go into keystores encrypted with ``COLEARN_KEYSTORE_PASSWORD``
+(or a password typed once at a terminal); a run on the local chain it started itself, with no password
+given, uses throwaway keys that live only in this process and its agents' environments. Agents get the
+RPC URL through ``COLEARN_RPC_URL`` and their key or password through the environment; every URL written
+down (results.json, logs) goes through :func:`~colearn_chain.text.redact_url`.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -27,7 +33,7 @@ from eth_account.signers.local import LocalAccount
 
 from .agent import StateDir
 from .chain.client import ChainClient
-from .chain.connection import connect
+from .chain.connection import ENV_RPC_URL, connect
 from .chain.events import (
     EpochSkipped,
     LogCursor,
@@ -52,10 +58,12 @@ from .services.anvil import (
     fund_from_unlocked,
 )
 from .store import KuboStore, LocalStore, WeightStore
+from .text import redact_url
 from .wallet import (
     ENV_KEYSTORE_PASSWORD,
     ENV_PRIVATE_KEY,
     create_keystore,
+    keystore_password,
     load_keystore,
 )
 
@@ -106,8 +114,11 @@ class ExperimentSettings:
         return learner_config("sklearn", **settings, **self.learner_overrides)
 
     def to_json(self) -> dict[str, Any]:
+        """The settings as written to results.json: URLs redacted (they may carry an API key)."""
         data = asdict(self)
         data["out"] = str(self.out)
+        data["rpc"] = redact_url(self.rpc) if self.rpc else None
+        data["ipfs"] = redact_url(self.ipfs) if self.ipfs else None
         return data
 
 
@@ -133,8 +144,9 @@ def _store(settings: ExperimentSettings) -> tuple[WeightStore, str]:
 
 @dataclass(frozen=True)
 class _Wallet:
-    """A learner's account and how its agent unlocks it: a keystore (generated keys) or the raw key
-    (keys the user supplied, which the run does not copy to disk)."""
+    """A learner's account and how its agent unlocks it: a keystore (generated keys, with a password) or
+    the raw key through the agent's environment (keys the user supplied, or throwaway keys on the run's
+    own local chain), which the run never writes to disk."""
 
     account: LocalAccount
     keystore: Path | None
@@ -157,20 +169,45 @@ def _user_keys(n: int) -> list[LocalAccount] | None:
     return accounts
 
 
-def _learner_wallets(n: int, rpc_url: str, out: Path, password: str) -> list[_Wallet]:
-    """The learners' wallets: $COLEARN_LEARNER_KEYS (funded keys on an existing chain), or new keys in
-    encrypted keystores under ``out/wallets``, funded from $COLEARN_FUNDER_KEY, the node's unlocked dev
-    account, or (on a local chain id only) Anvil's well-known dev key."""
+def _run_password(settings: ExperimentSettings, rpc_url: str) -> str | None:
+    """The password for new learner keystores, or None for throwaway keys.
+
+    $COLEARN_KEYSTORE_PASSWORD wins; a run on a local development chain (the one it starts itself, or a
+    given one with a local chain id) needs no keystore: its keys are worthless outside it. On any other
+    chain the password is asked once at a terminal, and without one the run stops rather than invent a
+    password it would have to write down.
+    """
+    if os.environ.get(ENV_KEYSTORE_PASSWORD) is None and (
+        settings.rpc is None or connect(rpc_url).eth.chain_id in LOCAL_CHAIN_IDS
+    ):
+        return None
+    password = keystore_password(what="password for the learners' new keystores")
+    if not password:
+        raise ExperimentError(
+            f"new learner keys on {redact_url(rpc_url)} need a keystore password: set "
+            f"${ENV_KEYSTORE_PASSWORD} (or ${ENV_LEARNER_KEYS} to funded keys), or run at a terminal"
+        )
+    return password
+
+
+def _learner_wallets(n: int, rpc_url: str, out: Path, password: str | None) -> list[_Wallet]:
+    """The learners' wallets: $COLEARN_LEARNER_KEYS (funded keys on an existing chain), or new keys
+    (in keystores under ``out/wallets`` encrypted with ``password``; in memory only when it is None),
+    funded from $COLEARN_FUNDER_KEY, the node's unlocked dev account, or (on a local chain id only)
+    Anvil's well-known dev key."""
     supplied = _user_keys(n)
     if supplied is not None:
         return [_Wallet(account, None) for account in supplied]
     folder = out / "wallets"
     wallets = []
     for i in range(n):
+        if password is None:
+            wallets.append(_Wallet(Account.create(), None))
+            continue
         path = folder / f"learner-{i}.keystore.json"
         create_keystore(path, password, overwrite=True)
         wallets.append(_Wallet(load_keystore(path, password), path))
-    addresses = [w.account.address for w in wallets]
+    addresses = [str(w.account.address) for w in wallets]
     funder = os.environ.get(ENV_FUNDER_KEY)
     w3 = connect(rpc_url)
     if funder:
@@ -187,14 +224,6 @@ def _learner_wallets(n: int, rpc_url: str, out: Path, password: str) -> list[_Wa
     return wallets
 
 
-def _write_secret(path: Path, text: str) -> None:
-    """Write ``text`` to a file that is owner-only from its first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
 # ───────────────────────────────────────────────────────────── agents
 
 
@@ -207,27 +236,29 @@ class _AgentProcess:
 
 
 #: Secrets of the run that no agent process may inherit (each gets only its own key or password).
-_WITHHELD = (ENV_LEARNER_KEYS, ENV_FUNDER_KEY, ENV_PRIVATE_KEY, ENV_KEYSTORE_PASSWORD)
+_WITHHELD = (ENV_LEARNER_KEYS, ENV_FUNDER_KEY, ENV_PRIVATE_KEY, ENV_KEYSTORE_PASSWORD, ENV_RPC_URL)
 
 
 def _start_agents(
-    wallets: Sequence[_Wallet], password: str, rpc_url: str, deployment_path: Path, store_url: str,
+    wallets: Sequence[_Wallet], password: str | None, rpc_url: str, deployment_path: Path, store_url: str,
     settings: ExperimentSettings,
 ) -> list[_AgentProcess]:
+    """One agent process per wallet. Its key or password and the RPC URL (which may carry an API key)
+    go through its environment, never its command line: ``ps`` shows every user the arguments."""
     agents = []
     base_env = {k: v for k, v in os.environ.items() if k not in _WITHHELD}
+    base_env[ENV_RPC_URL] = rpc_url
     for i, wallet in enumerate(wallets):
         state_dir = settings.out / "agents" / f"learner-{i}"
         state_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             sys.executable, "-m", "colearn_chain.cli", "agent",
-            "--rpc", rpc_url,
             "--deployment", str(deployment_path),
             "--store", store_url,
             "--state-dir", str(state_dir),
             "--until-epoch", str(settings.epochs),
         ]
-        if wallet.keystore is not None:
+        if wallet.keystore is not None and password is not None:
             cmd += ["--keystore", str(wallet.keystore)]
             env = {**base_env, ENV_KEYSTORE_PASSWORD: password}
         else:
@@ -325,11 +356,8 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
     store, store_url = _store(settings)
     with contextlib.ExitStack() as stack:
         rpc_url = stack.enter_context(_chain(settings))
-        # One random password for the run's new keystores, kept owner-only beside them.
-        password = secrets.token_hex(16)
+        password = _run_password(settings, rpc_url) if os.environ.get(ENV_LEARNER_KEYS) is None else None
         wallets = _learner_wallets(settings.learners, rpc_url, settings.out, password)
-        if wallets[0].keystore is not None:
-            _write_secret(settings.out / "wallets" / "password.txt", password)
         accounts = [w.account for w in wallets]
 
         # Every learner starts from the same weights (colearn's set_equal_weights): learner 0's.
@@ -364,7 +392,7 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
         print("agents done; computing baselines (solo, centralized, reference driver)", flush=True)
         history = History.load(w3, deployment)
         results = assemble_results(
-            settings=settings.to_json(), config=config, deployment=deployment, rpc_url=rpc_url,
+            settings=settings.to_json(), config=config, deployment=deployment, rpc_url=redact_url(rpc_url),
             started_chain=settings.rpc is None, history=history, state_dirs=[a.state_dir for a in agents],
             epochs=settings.epochs, threshold=settings.threshold, proposer_votes=not settings.colearn_variant,
             progress_stream=sys.stdout,

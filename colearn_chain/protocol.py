@@ -90,8 +90,11 @@ class ModelRecord:
     """
 
     digest: str
+    #: the content id (an escaped rendering when ``cid_invalid``)
     cid: str
     since_epoch: int
+    #: why ``cid`` is not a plausible CID (read from an older deployment, say), else None
+    cid_invalid: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "cid": self.cid, "since_epoch": self.since_epoch}

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .extras import require
+from .text import printable
 
 matplotlib = require("matplotlib", "colearn-chain run's report (plot.png)")
 matplotlib.use("Agg")  # files only, no display
@@ -112,11 +113,12 @@ def _describe(config: dict[str, Any]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    """A value for summary.md: escaped (no control characters, no table-breaking ``|``), floats rounded."""
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    return printable(value).replace("|", "\\|")
 
 
 def summary(results: dict[str, Any], out_dir: Path) -> Path:
@@ -127,9 +129,9 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
     lines = [
         "# colearn-chain run",
         "",
-        (f"{_describe(cfg)}, threshold {cfg.get('threshold')}, "
-        f"{'colearn variant' if cfg.get('colearn_variant') else 'seed rule'}, seed {cfg.get('seed')}."),
-        f"Contract {results['chain']['contract']} on chain {results['chain']['chain_id']}.",
+        (f"{_fmt(_describe(cfg))}, threshold {printable(cfg.get('threshold'))}, "
+         f"{'colearn variant' if cfg.get('colearn_variant') else 'seed rule'}, seed {printable(cfg.get('seed'))}."),
+        f"Contract {_fmt(results['chain']['contract'])} on chain {_fmt(results['chain']['chain_id'])}.",
         "",
         "| | global test accuracy (held-out split) | mean local test accuracy (each learner's test split) |",
         "|---|---|---|",
@@ -156,7 +158,8 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
         gas = sum(t.get("gas") or 0 for t in e.get("transactions", []))
         mean = f"{np.mean(scores):.4f}" if scores else "-"
         lines.append(
-            f"| {e['epoch']} | {e['proposer']} | {e['outcome']} | {e['approvals']} | {e['rejections']} | {mean} | {gas:,} |"
+            f"| {_fmt(e['epoch'])} | {_fmt(e['proposer'])} | {_fmt(e['outcome'])} | {_fmt(e['approvals'])} "
+            f"| {_fmt(e['rejections'])} | {mean} | {gas:,} |"
         )
     lines += ["", "Files: `results.json` (every vote and transaction), `plot.png`."]
     path = out_dir / "summary.md"

@@ -2,17 +2,20 @@
 
 Why here and not in the agent: the key must come from the learner (never an unlocked node account),
 and only two ways are offered, both usual for Ethereum tools: an encrypted keystore (Web3 Secret
-Storage, scrypt) whose password is in ``COLEARN_KEYSTORE_PASSWORD``, or the raw key in
-``COLEARN_PRIVATE_KEY`` (handy on a local chain). Nothing in this module ever logs a key or a password.
+Storage, scrypt) whose password is in ``COLEARN_KEYSTORE_PASSWORD`` (or typed once, hidden, at a
+terminal), or the raw key in ``COLEARN_PRIVATE_KEY`` (handy on a local chain). Nothing in this module
+ever logs a key or a password, and no password is ever written to a file.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
+import sys
 from pathlib import Path
-from typing import Final, Mapping
+from typing import Final, Literal, Mapping
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -25,6 +28,7 @@ __all__ = [
     "ENV_PRIVATE_KEY",
     "WalletError",
     "create_keystore",
+    "keystore_password",
     "load_account",
     "load_keystore",
 ]
@@ -36,11 +40,31 @@ ENV_KEYSTORE_PASSWORD: Final[str] = "COLEARN_KEYSTORE_PASSWORD"
 #: Environment variable holding a raw private key (0x-prefixed hex), used when no keystore is given.
 ENV_PRIVATE_KEY: Final[str] = "COLEARN_PRIVATE_KEY"
 #: scrypt, as geth and eth-account default to; the cost parameter is eth-account's default (2**18).
-KDF: Final[str] = "scrypt"
+KDF: Final[Literal["scrypt"]] = "scrypt"
 
 
 class WalletError(ColearnChainError):
     """Raised when a key cannot be created or loaded (missing file or variable, wrong password, bad key)."""
+
+
+def keystore_password(
+    *, confirm: bool = False, env: Mapping[str, str] | None = None, what: str = "keystore password"
+) -> str | None:
+    """The keystore password: ``COLEARN_KEYSTORE_PASSWORD``, else asked once with hidden input at a terminal.
+
+    ``confirm`` asks twice (for a new keystore). None when the variable is unset and no one can be
+    asked (no terminal on stdin): the caller decides whether that is an error.
+    """
+    env = os.environ if env is None else env
+    password = env.get(ENV_KEYSTORE_PASSWORD)
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        return None
+    first = getpass.getpass(f"{what}: ")
+    if confirm and first != getpass.getpass("repeat it: "):
+        raise WalletError("the passwords differ")
+    return first
 
 
 def create_keystore(path: Path | str, password: str, *, overwrite: bool = False, iterations: int | None = None) -> str:
@@ -71,22 +95,24 @@ def load_keystore(path: Path | str, password: str) -> LocalAccount:
         key = Account.decrypt(keystore, password)
     except ValueError as error:  # eth-account: "MAC mismatch" for a wrong password
         raise WalletError(f"cannot decrypt keystore {path}: wrong password or damaged file") from error
-    return Account.from_key(key)
+    account: LocalAccount = Account.from_key(key)
+    return account
 
 
 def load_account(keystore: Path | str | None = None, *, env: Mapping[str, str] | None = None) -> LocalAccount:
     """The learner's account: from ``keystore`` with the password in the environment, else the key in it."""
     env = os.environ if env is None else env
     if keystore is not None:
-        password = env.get(ENV_KEYSTORE_PASSWORD)
+        password = keystore_password(env=env, what=f"password of {keystore}")
         if password is None:
-            raise WalletError(f"keystore {keystore} given but {ENV_KEYSTORE_PASSWORD} is not set")
+            raise WalletError(f"keystore {keystore} given but {ENV_KEYSTORE_PASSWORD} is not set (and no terminal to ask)")
         return load_keystore(keystore, password)
     key = env.get(ENV_PRIVATE_KEY)
     if not key:
         raise WalletError(f"no key: pass a keystore (password in {ENV_KEYSTORE_PASSWORD}) or set {ENV_PRIVATE_KEY}")
     try:
-        return Account.from_key(key.strip())
+        account: LocalAccount = Account.from_key(key.strip())
+        return account
     except (ValueError, TypeError):
         # The message of eth-keys' error may quote the input: never pass it on.
         raise WalletError(f"{ENV_PRIVATE_KEY} is not a valid private key") from None

@@ -16,6 +16,7 @@ from typing import Final
 
 import numpy as np
 
+from ..chain.events import cid_problem
 from ..codec import decode_weights, digest_hex, encode_weights
 from ..driver import copy_weights
 from ..exceptions import CidNotFound, DigestMismatch, StoreUnavailable, WeightsMismatch, WeightStoreError
@@ -116,6 +117,9 @@ def evaluate_proposal(
     being down or slow says nothing certain about the proposal, so the caller asks again while voting is
     open and casts the reject only near the deadline. Every other refusal is final.
     """
+    problem = cid_problem(cid)  # not UTF-8, control characters, too long: no store is asked for it
+    if problem is not None:
+        return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"unreadable proposal: {problem}")
     try:
         weights, blob = fetch_weights(store, cid, digest, learner.current_weights(), max_bytes=max_bytes)
     except TRANSIENT_FETCH_ERRORS as error:

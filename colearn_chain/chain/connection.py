@@ -33,6 +33,7 @@ from web3.providers.rpc import HTTPProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from ..exceptions import ChainUnavailable
+from ..text import redact_in, redact_url
 from .revert import revert_data_of
 
 __all__ = [
@@ -46,6 +47,10 @@ __all__ = [
     "is_transient_response",
     "rpc_error",
 ]
+
+#: The variable an agent reads its JSON-RPC URL from: a URL often carries a provider's API key, and a process's
+#: environment, unlike its command line, is not visible to every user of the machine.
+ENV_RPC_URL: Final[str] = "COLEARN_RPC_URL"
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +153,13 @@ class RetryPolicy:
                 last = exc
             if attempt < self.retries:
                 log.warning("%s: %s unreachable (%s); retry %d/%d in %.2f s",
-                            what, endpoint, type(last).__name__, attempt + 1, self.retries, delay)
+                            what, redact_url(endpoint), type(last).__name__, attempt + 1, self.retries, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
-        raise ChainUnavailable(f"{what}: {endpoint} unreachable after {self.retries + 1} attempts: {last}") from last
+        raise ChainUnavailable(
+            f"{what}: {redact_url(endpoint)} unreachable after {self.retries + 1} attempts: "
+            f"{redact_in(str(last), endpoint)}"
+        ) from last
 
 
 #: A policy that asks once: for callers that retry at another level, or must fail at once.
@@ -215,9 +223,12 @@ def connect(rpc_url: str, *, timeout: float = DEFAULT_TIMEOUT, policy: RetryPoli
     try:
         chain_id = int(w3.eth.chain_id)
     except Exception as exc:  # connection refused, DNS, timeout, not JSON-RPC: all mean "no chain here"
-        raise ChainUnavailable(f"cannot reach a JSON-RPC endpoint at {rpc_url}: {type(exc).__name__}: {exc}") from exc
+        raise ChainUnavailable(
+            f"cannot reach a JSON-RPC endpoint at {redact_url(rpc_url)}: {type(exc).__name__}: "
+            f"{redact_in(str(exc), rpc_url)}"
+        ) from exc
     provider = w3.provider
     assert isinstance(provider, RetryingHTTPProvider)
     provider.policy = policy
-    log.debug("connected to %s (chain id %d)", rpc_url, chain_id)
+    log.debug("connected to %s (chain id %d)", redact_url(rpc_url), chain_id)
     return w3

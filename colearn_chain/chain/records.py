@@ -29,8 +29,10 @@ class EpochState:
     rejections: int
     #: the proposed digest, ZERO_DIGEST before a proposal
     digest: str
-    #: the proposed CID, "" before a proposal
+    #: the proposed CID, "" before a proposal (an escaped rendering when ``cid_invalid``)
     cid: str
+    #: why the proposed CID is not a plausible CID (not UTF-8, control characters, too long), else None
+    cid_invalid: str | None = None
 
     @property
     def proposed(self) -> bool:

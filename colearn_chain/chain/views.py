@@ -12,9 +12,8 @@ from typing import Any, Protocol, TypeVar
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from ..protocol import ModelRecord, Phase
-from .artifact import abi
-from .events import as_hex
+from ..protocol import ZERO_DIGEST, ModelRecord, Phase
+from .events import as_hex, decode_cid, view_abi
 from .records import BlockId, ContractParams, EpochState
 from .revert import revert_from_exception
 
@@ -44,7 +43,7 @@ class ContractViews:
     def __init__(self, w3: Web3, address: str, *, retrying: Retrying = _once) -> None:
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
-        self.contract: Any = w3.eth.contract(address=self.address, abi=abi())
+        self.contract: Any = w3.eth.contract(address=self.address, abi=view_abi())  # CIDs read as bytes, decoded by decode_cid: never a UnicodeDecodeError
         self._retrying = retrying
 
     def call(self, name: str, *args: Any, block: BlockId = "latest") -> Any:
@@ -59,7 +58,8 @@ class ContractViews:
             raise revert from exc
 
     def epoch_state(self, *, block: BlockId = "latest") -> EpochState:
-        epoch, phase, proposer, deadline, approvals, rejections, digest, cid = self.call("epochState", block=block)
+        epoch, phase, proposer, deadline, approvals, rejections, digest, raw_cid = self.call("epochState", block=block)
+        cid = decode_cid(raw_cid, empty_ok=as_hex(digest) == ZERO_DIGEST)
         return EpochState(
             epoch=int(epoch),
             phase=Phase(phase),
@@ -68,12 +68,14 @@ class ContractViews:
             approvals=int(approvals),
             rejections=int(rejections),
             digest=as_hex(digest),
-            cid=str(cid),
+            cid=cid.text,
+            cid_invalid=cid.invalid,
         )
 
     def current_model(self, *, block: BlockId = "latest") -> ModelRecord:
-        digest, cid, since = self.call("currentModel", block=block)
-        return ModelRecord(digest=as_hex(digest), cid=str(cid), since_epoch=int(since))
+        digest, raw_cid, since = self.call("currentModel", block=block)
+        cid = decode_cid(raw_cid)
+        return ModelRecord(digest=as_hex(digest), cid=cid.text, since_epoch=int(since), cid_invalid=cid.invalid)
 
     def current_epoch(self, *, block: BlockId = "latest") -> int:
         return int(self.call("currentEpoch", block=block))

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from ..exceptions import ColearnChainError
+from ._logging import setup_logging
 
 #: Subcommand modules under colearn_chain.cli, in the order `--help` lists them.
 COMMANDS: tuple[str, ...] = ("run", "wallet", "deploy", "agent", "status", "explorer", "verify")
@@ -27,10 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except ColearnChainError as exc:

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict
 
 from eth_account.signers.local import LocalAccount
 
+from ..chain.connection import ENV_RPC_URL
 from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY, load_account
+
+
+def add_rpc_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rpc", metavar="URL", default=None,
+        help=f"JSON-RPC endpoint of the chain (default: ${ENV_RPC_URL}; prefer the variable for a URL with an API key)",
+    )
+
+
+def rpc_from(args: argparse.Namespace) -> str:
+    """--rpc, else $COLEARN_RPC_URL; ValueError when neither is given."""
+    url = args.rpc or os.environ.get(ENV_RPC_URL)
+    if not url:
+        raise ValueError(f"no JSON-RPC endpoint: pass --rpc URL or set ${ENV_RPC_URL}")
+    return str(url)
 
 
 def add_key_options(parser: argparse.ArgumentParser) -> None:

@@ -17,8 +17,15 @@ from ..chain.deployment import Deployment
 from ..codec import DEFAULT_MAX_BLOB_BYTES
 from ..learners import make_learner
 from ..store import from_url
+from ..text import redact_url
 from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY
-from ._options import account_from, add_key_options, load_learner_config
+from ._options import (
+    account_from,
+    add_key_options,
+    add_rpc_option,
+    load_learner_config,
+    rpc_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rpc", required=True, metavar="URL", help="JSON-RPC endpoint of the chain")
+    add_rpc_option(parser)
     parser.add_argument("--deployment", required=True, type=Path, metavar="FILE",
                         help="deployment record written by `colearn-chain deploy`")
     add_key_options(parser)
@@ -72,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     try:
+        rpc_url = rpc_from(args)
         deployment = Deployment.load(args.deployment)
         if args.learner_config is not None:
             config = load_learner_config(args.learner_config)
@@ -83,17 +91,17 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", error)
         return 2
     account = account_from(args)
-    client = ChainClient(args.rpc, account, deployment.address)
+    client = ChainClient(rpc_url, account, deployment.address)
     try:
         chain_id = client.chain_id()
         learners = client.learners()
     except Web3Exception as error:
         # Not transient (ChainClient retried those): the endpoint answers, but not as this chain would.
         log.error("cannot read the contract %s through %s: %s; check --rpc and --deployment",
-                  deployment.address, args.rpc, error)
+                  deployment.address, redact_url(rpc_url), error)
         return 2
     if chain_id != deployment.chain_id:
-        log.error("%s is chain %d, the deployment is on chain %d", args.rpc, chain_id, deployment.chain_id)
+        log.error("%s is chain %d, the deployment is on chain %d", redact_url(rpc_url), chain_id, deployment.chain_id)
         return 2
     if account.address not in learners:
         log.error("%s is not a learner of %s", account.address, deployment.address)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..experiment import ENV_FUNDER_KEY, ENV_LEARNER_KEYS, ExperimentSettings, run_experiment
+from ..wallet import ENV_KEYSTORE_PASSWORD
 
 DESCRIPTION = f"""\
 Run a collective-learning experiment on chain: start a local chain (Anvil) unless --rpc is given, use the
@@ -19,9 +20,12 @@ Then it compares the shared model with baselines computed in the same run: each 
 the same local budget (solo), one learner on the pooled data (centralized), and the in-memory
 reference driver on identically built learners (do decisions and final weights match).
 
-Writes to --out: results.json (every epoch, vote, score and transaction with its gas), plot.png
-(scores per epoch above, the vote grid below), summary.md, deployment.json, the agents' logs and
-models (agents/), and the learners' encrypted keystores (wallets/).
+Writes to --out: results.json (every epoch, vote, score and transaction with its gas; URLs redacted),
+plot.png (scores per epoch above, the vote grid below), summary.md, deployment.json, the agents' logs
+and models (agents/), and the learners' keystores (wallets/), encrypted with ${ENV_KEYSTORE_PASSWORD}
+(asked at a terminal when unset). On a local development chain (the one it starts, or a given one with
+chain id 31337 or 1337), with no password set, the learners get throwaway keys that are never written. Agents get the RPC URL and their key or password through
+their environment, never their command line.
 
 On an existing chain (--rpc) the learners need funded keys: ${ENV_LEARNER_KEYS} (comma-separated
 private keys), or ${ENV_FUNDER_KEY} (a funded key that pays 10 ETH to each new learner wallet); a

@@ -16,6 +16,7 @@ from ..chain.connection import connect
 from ..chain.deployment import Deployment
 from ..exceptions import ColearnChainError
 from ..history import EpochRecord, History, Source, TxRef
+from ..text import printable
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(history.to_json(last=args.last), indent=1))
     else:
-        print(render(history, last=args.last, txs=not args.no_txs))
+        print(render(history, last=args.last, txs=not args.no_txs))  # render escapes what the chain chose
     return 0
 
 
@@ -104,7 +105,11 @@ def _tx_line(what: str, ref: TxRef) -> str:
 
 
 def render(history: History, *, last: int | None = None, txs: bool = True) -> str:
-    """The status table: a header on the contract and its current model, then one row per epoch."""
+    """The status table: a header on the contract and its current model, then one row per epoch.
+
+    Every string a proposer chose (the CIDs) goes through :func:`~colearn_chain.text.printable`, so no
+    control character reaches the terminal; ``--json`` output is escaped by JSON itself (ASCII only).
+    """
     s = history.summary
     learners = list(s.learners)
     label = {a: f"L{i}" for i, a in enumerate(learners)}
@@ -117,8 +122,8 @@ def render(history: History, *, last: int | None = None, txs: bool = True) -> st
             f"{s.voter_count} approvals; timeouts: proposal {s.proposal_timeout} s, voting {s.voting_timeout} s"
         ),
         "  learners: " + "  ".join(f"{label[a]} {a}" for a in learners),
-        f"  now: epoch {s.current_epoch}, phase {s.phase} (deadline {_when(s.deadline)})",
-        f"  current model: {s.current_model.cid} (digest {s.current_model.digest}) since epoch {s.current_model.since_epoch}",
+        f"  now: epoch {s.current_epoch}, phase {printable(s.phase)} (deadline {_when(s.deadline)})",
+        f"  current model: {printable(s.current_model.cid)} (digest {s.current_model.digest}) since epoch {s.current_model.since_epoch}",
         "  epochs: " + ", ".join(f"{n} {name}" for name, n in counts.items()),
         "",
     ]
@@ -131,7 +136,7 @@ def render(history: History, *, last: int | None = None, txs: bool = True) -> st
             [
                 str(r.epoch),
                 label.get(r.proposer, _short(r.proposer)),
-                r.proposal.cid if r.proposal else "-",
+                printable(r.proposal.cid) if r.proposal else "-",
                 *(_vote_cell(r, a) for a in learners),
                 r.outcome,
                 f"{r.approvals}/{r.rejections}",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
-import os
 from pathlib import Path
 
-from ..wallet import ENV_KEYSTORE_PASSWORD, WalletError, create_keystore
+from ..wallet import (
+    ENV_KEYSTORE_PASSWORD,
+    WalletError,
+    create_keystore,
+    keystore_password,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _password() -> str:
-    password = os.environ.get(ENV_KEYSTORE_PASSWORD)
-    if password is not None:
-        return password
-    first = getpass.getpass("keystore password: ")
-    if first != getpass.getpass("repeat password: "):
-        raise WalletError("the passwords differ")
-    return first
+    password = keystore_password(confirm=True)
+    if password is None:
+        raise WalletError(f"set {ENV_KEYSTORE_PASSWORD} or run at a terminal to type the password")
+    return password
 
 
 def run_new(args: argparse.Namespace) -> int:

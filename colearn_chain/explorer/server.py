@@ -14,23 +14,29 @@ so the page updates without reloads. API (all GET, JSON):
 - ``/api/events?since=SEQ&wait=S``: waits up to S seconds (<= 30) for changes after SEQ; returns the
   new seq, the summary, the epochs that changed and the decoded events.
 - ``/api/history``: everything, as ``History.to_json()`` (results.json's shape).
+
+Every query parameter is checked before use (:func:`_parse_query`): only the names a path takes, each
+once, plain decimal digits within bounds; anything else (``wait=nan``, ``limit=10**9``, ``offset=-1``, an
+unknown name) is a 400 with a JSON message, never a clamp or a float that could spin a thread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
 
 from ..chain.connection import connect
 from ..exceptions import ColearnChainError
 from ..history import History, Source
+from ..text import printable
 from .links import explorer_for
 
 __all__ = ["ExplorerServer", "serve_in_background", "start_server"]
@@ -40,6 +46,10 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 MAX_PAGE = 1000
 MAX_WAIT = 30.0
+#: The largest ``offset`` / ``since`` taken: far beyond any real history, small enough for any arithmetic.
+MAX_INDEX = 10**12
+#: Query parameters a request may carry at most (more is refused before parsing them).
+MAX_FIELDS = 8
 #: Receipts fetched per poll, so a first load of 11k transactions still lets events through every tick.
 GAS_PER_TICK = 2000
 
@@ -119,8 +129,8 @@ class ExplorerServer(ThreadingHTTPServer):
                 self.poll_error = None
             except Exception as exc:  # noqa: BLE001 - a flaky RPC must not kill the page; it shows the error and retries
                 if self.poll_error is None:
-                    log.warning("explorer cannot update from the chain: %s", exc)
-                self.poll_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("explorer cannot update from the chain: %s", printable(exc))
+                self.poll_error = printable(f"{type(exc).__name__}: {exc}")
             if self.history.seq != before:
                 with self.changed:
                     self.changed.notify_all()
@@ -138,11 +148,47 @@ class ExplorerServer(ThreadingHTTPServer):
             self.changed.wait_for(lambda: self.history.seq > since or self.stopping.is_set(), timeout=timeout)
 
 
-def _int(query: dict[str, list[str]], name: str, default: int) -> int:
+class _Param:
+    """One query parameter's rule: decimal digits only (an optional fraction when ``fraction``), 0..``maximum``."""
+
+    def __init__(self, maximum: float, *, fraction: bool = False) -> None:
+        self.maximum = maximum
+        self.pattern = re.compile(r"[0-9]{1,13}(\.[0-9]{1,6})?" if fraction else r"[0-9]{1,13}")
+
+    def parse(self, name: str, text: str) -> float:
+        """The value of ``text``, or _BadRequest naming the rule: no sign, exponent, nan or inf can pass."""
+        if not self.pattern.fullmatch(text):
+            kind = "a decimal number" if "." in self.pattern.pattern else "a whole number"
+            raise _BadRequest(f"{name} must be {kind} between 0 and {self.maximum:g}")
+        value = float(text) if "." in text else int(text)
+        if value > self.maximum:
+            raise _BadRequest(f"{name} must be at most {self.maximum:g}")
+        return value
+
+
+#: The parameters each API path takes; a path not listed takes none.
+_PARAMS: Final[dict[str, dict[str, _Param]]] = {
+    "/api/epochs": {"offset": _Param(MAX_INDEX), "limit": _Param(MAX_PAGE)},
+    "/api/events": {"since": _Param(MAX_INDEX), "wait": _Param(MAX_WAIT, fraction=True)},
+}
+
+
+def _parse_query(path: str, query: str) -> dict[str, float]:
+    """The checked parameters of an API request; _BadRequest for an unknown, repeated or out-of-rule one."""
+    allowed = _PARAMS.get(path, {})
     try:
-        return int(query.get(name, [str(default)])[0])
+        pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_FIELDS)
     except ValueError:
-        raise _BadRequest(f"{name} must be an integer") from None
+        raise _BadRequest(f"at most {MAX_FIELDS} query parameters") from None
+    out: dict[str, float] = {}
+    for name, text in pairs:
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise _BadRequest(f"unknown query parameter {printable(name, limit=40)!r} (this path takes: {known})")
+        if name in out:
+            raise _BadRequest(f"query parameter {name} given twice")
+        out[name] = allowed[name].parse(name, text)
+    return out
 
 
 class _BadRequest(Exception):
@@ -184,8 +230,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"error": "forbidden host"}, HTTPStatus.FORBIDDEN)
             return
         parts = urlsplit(self.path)
-        path, query = parts.path, parse_qs(parts.query)
+        path = parts.path
         try:
+            query = _parse_query(path, parts.query) if path.startswith("/api/") else {}
             if path in _STATIC:
                 name, content_type = _STATIC[path]
                 self._send(HTTPStatus.OK, self.server._static_cache[name], content_type)
@@ -204,16 +251,16 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/favicon.ico":
                 self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon", cache=True)
             else:
-                self._json({"error": f"no such path {path}"}, HTTPStatus.NOT_FOUND)
+                self._json({"error": f"no such path {printable(path, limit=100)}"}, HTTPStatus.NOT_FOUND)
         except _BadRequest as exc:
             self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the browser went away (a page reload during a long-poll)
 
-    def _epochs(self, query: dict[str, list[str]]) -> None:
+    def _epochs(self, query: dict[str, float]) -> None:
         history = self.server.history
-        offset = max(_int(query, "offset", 0), 0)
-        limit = min(max(_int(query, "limit", 50), 0), MAX_PAGE)
+        offset = int(query.get("offset", 0))
+        limit = int(query.get("limit", 50))
         epochs = history.epochs_json(offset, limit)
         self._json(
             {
@@ -230,15 +277,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._json(self.server.history.epoch_json(int(text)))
         except (ValueError, KeyError):
-            self._json({"error": f"no epoch {text}"}, HTTPStatus.NOT_FOUND)
+            self._json({"error": f"no epoch {printable(text, limit=40)}"}, HTTPStatus.NOT_FOUND)
 
-    def _events(self, query: dict[str, list[str]]) -> None:
+    def _events(self, query: dict[str, float]) -> None:
         history = self.server.history
-        since = _int(query, "since", 0)
-        try:
-            wait = min(max(float(query.get("wait", ["0"])[0]), 0.0), MAX_WAIT)
-        except ValueError:
-            raise _BadRequest("wait must be a number") from None
+        since = int(query.get("since", 0))
+        wait = float(query.get("wait", 0.0))
         if wait and history.seq <= since:
             self.server.wait_for_change(since, wait)
         changed = history.changed_since(since)

@@ -68,7 +68,7 @@ def test_pages_epochs_and_serves_one_epoch(served: tuple[ExplorerServer, str, Dr
     server, url, _ = served
 
     _, _, page = _get(url + "api/epochs?offset=2&limit=3")
-    _, _, everything = _get(url + "api/epochs?offset=0&limit=100000")
+    _, _, everything = _get(url + "api/epochs?offset=0&limit=1000")
     _, _, one = _get(url + "api/epochs/4")
     missing, _, _ = _get(url + "api/epochs/99")
     bad, _, error = _get(url + "api/epochs?offset=x")
@@ -155,3 +155,64 @@ def test_a_known_testnet_links_its_public_explorer() -> None:
     # Assert
     assert summary["chain_id"] == 11155111
     assert summary["explorer"] == {"name": "Sepolia Etherscan", "base": "https://sepolia.etherscan.io"}
+
+
+def _get_within(url: str, seconds: float) -> tuple[int, Any]:
+    """GET ``url``, failing the test if no answer comes within ``seconds`` (a request that spins or hangs)."""
+    try:
+        with urllib.request.urlopen(url, timeout=seconds) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_wait_nan_is_refused_at_once_not_spun_on(served: tuple[ExplorerServer, str, Driver]) -> None:
+    server, url, _ = served
+    seq = server.history.seq  # nothing newer: a valid wait would wait, nan made wait_for spin forever
+
+    status, body = _get_within(url + f"api/events?since={seq}&wait=nan", 5)
+
+    assert status == 400 and "wait" in body["error"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "events?since={seq}&wait=inf",
+        "events?since={seq}&wait=-1",
+        "events?since={seq}&wait=1e309",
+        "events?since={seq}&wait=31",
+        "events?since={seq}&wait=0x10",
+        "events?since={seq}&wait=",
+        "events?since=-5",
+        "events?since={seq}&since={seq}",
+        "events?since={seq}&timeout=1",
+        "epochs?offset=abc",
+        "epochs?offset=-1",
+        "epochs?limit=1000000000",
+        "epochs?limit=10**9",
+        "epochs?limit=1001",
+        "epochs?limit=5&format=html",
+        "summary?x=1",
+        "epochs?" + "&".join(f"p{i}=1" for i in range(20)),
+    ],
+)
+def test_every_bad_query_parameter_is_a_400_with_a_message(served: tuple[ExplorerServer, str, Driver], query: str) -> None:
+    server, url, _ = served
+
+    status, body = _get_within(url + "api/" + query.format(seq=server.history.seq), 5)
+
+    assert status == 400
+    assert isinstance(body["error"], str) and body["error"]
+
+
+def test_good_query_parameters_still_answer(served: tuple[ExplorerServer, str, Driver]) -> None:
+    server, url, _ = served
+
+    events_status, events = _get_within(url + f"api/events?since={server.history.seq}&wait=0.25", 5)
+    page_status, page = _get_within(url + "api/epochs?offset=0&limit=1000", 5)
+    empty_status, empty = _get_within(url + "api/epochs?offset=999999&limit=0", 5)
+
+    assert events_status == 200 and events["seq"] == server.history.seq
+    assert page_status == 200 and page["limit"] == 1000 and len(page["epochs"]) == 7
+    assert empty_status == 200 and empty["epochs"] == []
