@@ -3,8 +3,8 @@
 Prints one JSON object: {"5": {"deploy", "propose", "propose_cidv1", "vote", "closing_vote", "close",
 "skip"}, "200": {...}} and, on stderr, the spread between the two sizes (the contract never loops over
 learners, so every call but the deployment should cost the same at both sizes). "propose" records a
-46-byte CIDv0 (`Qm...`), "propose_cidv1" the same blob's 59-byte base32 CIDv1 (`bafy...`): the contract
-checks every byte of a CID, so its gas grows with the CID's length.
+46-byte CIDv0 (`Qm...`) over a CIDv0, "propose_cidv1" a 59-byte base32 CIDv1 (`bafy...`) over a CIDv1:
+the contract checks every byte of a CID, so its gas grows with the CID's length.
 """
 
 from __future__ import annotations
@@ -105,14 +105,20 @@ def measure(w3: Web3, n: int) -> dict[str, int]:
     votes = [call(voter, contract.functions.vote(2, True, SCORE)) for voter in learners]
     gas["vote"] = votes[len(votes) // 2] if n > 1 else votes[0]
     gas["closing_vote"] = votes[-1]
-    # Epoch 3: propose (a CIDv1), one vote, the voting deadline passes, anyone closes.
-    gas["propose_cidv1"] = propose(3, v1=True)
+    # Epoch 3: propose, one vote, the voting deadline passes, anyone closes.
+    propose(3)
     call(learners[0], contract.functions.vote(3, True, SCORE))
     advance(TIMEOUT + 1)
     gas["close"] = call(deployer, contract.functions.close(3))
     # Epoch 4: the proposer is silent; after the proposal deadline anyone skips.
     advance(TIMEOUT + 1)
     gas["skip"] = call(deployer, contract.functions.close(4))
+    # Epochs 5-6: CIDv1 proposals, each rejected at the deadline (no votes), so both go into the same
+    # buffer: epoch 6 replaces a CIDv1 with a CIDv1, as in a deployment whose agents all use CIDv1.
+    for epoch in (5, 6):
+        gas["propose_cidv1"] = propose(epoch, v1=True)
+        advance(TIMEOUT + 1)
+        call(deployer, contract.functions.close(epoch))
     return gas
 
 
