@@ -41,8 +41,9 @@ ALPHANUMERIC = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 actors = st.integers(min_value=0, max_value=N_LEARNERS)  # N_LEARNERS stands for the stranger
 epoch_shifts = st.integers(min_value=-1, max_value=1)
 scores = st.integers(min_value=-(10**18), max_value=10**18)
-# Well-formed CIDs, and hostile ones: any bytes (mostly not alphanumeric, often not UTF-8, some empty or
-# too long), or a well-formed CID with one bad byte (escape, newline, NUL, punctuation, non-ASCII) spliced in.
+# Well-formed CIDs, and hostile ones: any bytes (mostly not alphanumeric, often not UTF-8, some empty),
+# one byte too many, or a well-formed CID with one bad byte (escape, newline, NUL, punctuation, non-ASCII)
+# spliced in.
 good_cids = st.binary(min_size=1, max_size=MAX_CID_LENGTH).map(lambda b: bytes(ALPHANUMERIC[v % 62] for v in b))
 bad_bytes = st.sampled_from(b"\x1b\n\x00 /.-_+\x7f\x80\xc3\xff")
 
@@ -53,7 +54,8 @@ def _splice(cid: bytes, bad: int, at: int) -> bytes:
 
 
 hostile_cids = st.one_of(
-    st.binary(min_size=0, max_size=MAX_CID_LENGTH + 1),
+    st.binary(min_size=0, max_size=MAX_CID_LENGTH),
+    st.binary(min_size=MAX_CID_LENGTH + 1, max_size=MAX_CID_LENGTH + 1),
     st.builds(_splice, good_cids, bad_bytes, st.integers(min_value=0, max_value=MAX_CID_LENGTH)),
 )
 cids = st.one_of(good_cids, hostile_cids)
@@ -208,6 +210,11 @@ class ProtocolMachine(RuleBasedStateMachine):
     @rule()
     def proposer_proposes(self) -> None:
         self.propose(self.epoch % N_LEARNERS, 0)
+
+    # A hostile proposer: the right sender and epoch, so the CID itself is what the contract judges.
+    @rule(st_cid=cids)
+    def proposer_proposes_cid(self, st_cid: bytes) -> None:
+        self.propose(self.epoch % N_LEARNERS, 0, st_cid)
 
     @rule(st_learner=st.integers(min_value=0, max_value=N_LEARNERS - 1), st_approve=st.booleans(), st_score=scores)
     def learner_votes(self, st_learner: int, st_approve: bool, st_score: int) -> None:
