@@ -381,7 +381,8 @@ contract CollectiveLearning {
         if (digest == bytes32(0) || length == 0) revert EmptyModel();
         if (length > MAX_CID_LENGTH) revert CidTooLong(length, MAX_CID_LENGTH);
         uint256 bad; // 1 + the position of the first byte outside CID_ALPHABET, 0 if there is none
-        // One load, shift and AND per byte (about 70 gas; a Solidity loop over cid[i] costs twice that).
+        // One load, shift and AND per byte: about 85 gas a byte with the copy from calldata (bench/gas.py),
+        // where a Solidity loop over cid[i] cost 160.
         assembly ("memory-safe") {
             let data := add(cid, 0x20)
             let end := add(data, length)
