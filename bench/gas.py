@@ -1,12 +1,15 @@
 """Gas used per contract call at n = 5 and n = 200 learners, on a real Anvil with signed transactions.
 
-Prints one JSON object: {"5": {"deploy", "propose", "vote", "closing_vote", "close", "skip"}, "200": {...}}
-and, on stderr, the spread between the two sizes (the contract never loops over learners, so every
-call but the deployment should cost the same at both sizes).
+Prints one JSON object: {"5": {"deploy", "propose", "propose_cidv1", "vote", "closing_vote", "close",
+"skip"}, "200": {...}} and, on stderr, the spread between the two sizes (the contract never loops over
+learners, so every call but the deployment should cost the same at both sizes). "propose" records a
+46-byte CIDv0 (`Qm...`) over a CIDv0, "propose_cidv1" a 59-byte base32 CIDv1 (`bafy...`) over a CIDv1:
+the contract checks every byte of a CID, so its gas grows with the CID's length.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from pathlib import Path
@@ -14,15 +17,29 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eth_account import Account  # noqa: E402
-from eth_utils import keccak  # noqa: E402
-from web3 import Web3  # noqa: E402
+from eth_account import Account
+from eth_utils import keccak
+from web3 import Web3
 
-from colearn_chain.chain.artifact import abi, bytecode  # noqa: E402
-from colearn_chain.services.anvil import DEV_KEY, AnvilNode, fund  # noqa: E402
+from colearn_chain.chain.artifact import abi, bytecode
+from colearn_chain.services.anvil import DEV_KEY, AnvilNode, fund
+from colearn_chain.store.unixfs import cid_v0
 
 TIMEOUT = 100
 SCORE = 931_250_000_000_000_000  # 0.93125 as the agents send it (1e18 fixed point)
+DAG_PB_CIDV1 = b"\x01\x70"  # CID version 1, multicodec dag-pb
+
+
+B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def cid_v1(cid: str) -> str:
+    """The base32 CIDv1 (`bafy...`, 59 characters) of a CIDv0: `ipfs cid base32` without Kubo."""
+    number = 0
+    for char in cid:
+        number = number * 58 + B58_ALPHABET.index(char)
+    multihash = number.to_bytes(34, "big")  # sha2-256 multihash: 0x12 0x20 + 32 bytes
+    return "b" + base64.b32encode(DAG_PB_CIDV1 + multihash).decode().lower().rstrip("=")
 
 
 class Sender:
@@ -60,7 +77,7 @@ def measure(w3: Web3, n: int) -> dict[str, int]:
     factory = w3.eth.contract(abi=abi(), bytecode=bytecode())
     init_digest = keccak(text="initial")
     deploy_tx = factory.constructor(
-        [a.address for a in learners], 5000, TIMEOUT, TIMEOUT, True, init_digest, "Qm" + "a" * 44
+        [a.address for a in learners], 5000, TIMEOUT, TIMEOUT, True, init_digest, cid_v0(b"initial")
     ).build_transaction({"from": deployer.address})
     receipt = sender.send(deployer, {"data": deploy_tx["data"]})
     contract = w3.eth.contract(address=receipt.contractAddress, abi=abi())
@@ -73,8 +90,9 @@ def measure(w3: Web3, n: int) -> dict[str, int]:
         w3.provider.make_request("evm_increaseTime", [seconds])
         w3.provider.make_request("evm_mine", [])
 
-    def propose(epoch: int) -> int:
-        cid = "Qm" + keccak(text=f"cid{epoch}").hex()[:44]
+    def propose(epoch: int, *, v1: bool = False) -> int:
+        cid = cid_v0(f"weights {epoch}".encode())
+        cid = cid_v1(cid) if v1 else cid
         return call(learners[epoch % n], contract.functions.propose(epoch, keccak(text=f"w{epoch}"), cid))
 
     # Epochs 0-1: warm up (both model buffers written once), all approve.
@@ -95,6 +113,12 @@ def measure(w3: Web3, n: int) -> dict[str, int]:
     # Epoch 4: the proposer is silent; after the proposal deadline anyone skips.
     advance(TIMEOUT + 1)
     gas["skip"] = call(deployer, contract.functions.close(4))
+    # Epochs 5-6: CIDv1 proposals, each rejected at the deadline (no votes), so both go into the same
+    # buffer: epoch 6 replaces a CIDv1 with a CIDv1, as in a deployment whose agents all use CIDv1.
+    for epoch in (5, 6):
+        gas["propose_cidv1"] = propose(epoch, v1=True)
+        advance(TIMEOUT + 1)
+        call(deployer, contract.functions.close(epoch))
     return gas
 
 

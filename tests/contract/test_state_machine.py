@@ -8,7 +8,8 @@ deploys a fresh contract per example instead of brownie's snapshot/revert.
 Every block's timestamp is set explicitly (evm_setNextBlockTimestamp), so deadlines are exact and the
 shadow predicts each call's outcome, down to the custom error. Invariants: one vote per learner per
 epoch, approvals + rejections <= voters, the epoch advances by exactly one per close, the current
-model changes only on accept.
+model changes only on accept, and only a CID of 1..MAX_CID_LENGTH bytes in [0-9A-Za-z] is ever recorded
+(hostile CIDs are sent as raw bytes, so invalid UTF-8 reaches the contract too).
 """
 
 from __future__ import annotations
@@ -19,18 +20,57 @@ from typing import Any
 import pytest
 from brownie import chain, web3
 from brownie.exceptions import VirtualMachineError
+from conftest import (
+    INITIAL_CID,
+    INITIAL_DIGEST,
+    PROPOSAL_TIMEOUT,
+    VOTING_TIMEOUT,
+    current_model,
+    digest_of,
+)
+from eth_abi import encode
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from conftest import INITIAL_CID, INITIAL_DIGEST, PROPOSAL_TIMEOUT, VOTING_TIMEOUT, current_model, digest_of
-
 N_LEARNERS = 4
+MAX_CID_LENGTH = 100
+ALPHANUMERIC = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 actors = st.integers(min_value=0, max_value=N_LEARNERS)  # N_LEARNERS stands for the stranger
 epoch_shifts = st.integers(min_value=-1, max_value=1)
 scores = st.integers(min_value=-(10**18), max_value=10**18)
+# Well-formed CIDs, and hostile ones: any bytes (mostly not alphanumeric, often not UTF-8, some empty),
+# one byte too many, or a well-formed CID with one bad byte (escape, newline, NUL, punctuation, non-ASCII)
+# spliced in.
+good_cids = st.binary(min_size=1, max_size=MAX_CID_LENGTH).map(lambda b: bytes(ALPHANUMERIC[v % 62] for v in b))
+bad_bytes = st.sampled_from(b"\x1b\n\x00 /.-_+\x7f\x80\xc3\xff")
+
+
+def _splice(cid: bytes, bad: int, at: int) -> bytes:
+    at %= len(cid) + 1
+    return cid[:at] + bytes([bad]) + cid[at:]
+
+
+hostile_cids = st.one_of(
+    st.binary(min_size=0, max_size=MAX_CID_LENGTH),
+    st.binary(min_size=MAX_CID_LENGTH + 1, max_size=MAX_CID_LENGTH + 1),
+    st.builds(_splice, good_cids, bad_bytes, st.integers(min_value=0, max_value=MAX_CID_LENGTH)),
+)
+cids = st.one_of(good_cids, hostile_cids)
+
+
+def cid_error(cid: bytes) -> tuple[str, list[str]] | None:
+    """The contract's verdict on a CID: None, or its error and arguments as brownie prints them."""
+    if not cid:
+        return "EmptyModel", []
+    if len(cid) > MAX_CID_LENGTH:
+        return "CidTooLong", [str(len(cid)), str(MAX_CID_LENGTH)]
+    for position, value in enumerate(cid):
+        if value not in ALPHANUMERIC:
+            return "InvalidCidCharacter", [str(position), str(bytes([value]))]
+    return None
 
 
 class ProtocolMachine(RuleBasedStateMachine):
@@ -52,6 +92,7 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.pending: tuple[str, str] | None = None
         self.model = (INITIAL_DIGEST, INITIAL_CID, 0)
         self.voters = N_LEARNERS if self.proposer_votes else N_LEARNERS - 1
+        self.revert_args: list[str] = []
 
     # ── helpers
     def _actor(self, index: int) -> Any:
@@ -64,7 +105,9 @@ class ProtocolMachine(RuleBasedStateMachine):
         try:
             return fn(*args), None
         except VirtualMachineError as exc:
-            return None, (exc.revert_msg or "").partition(": ")[0]
+            name, _, rest = (exc.revert_msg or "").partition(": ")
+            self.revert_args = rest.split(", ") if rest else []
+            return None, name
 
     def _phase_error(self, want_proposed: bool) -> str | None:
         expired = self.now >= self.deadline
@@ -94,20 +137,29 @@ class ProtocolMachine(RuleBasedStateMachine):
         self._start_next()
 
     # ── rules
-    @rule(st_actor=actors, st_epoch_shift=epoch_shifts)
-    def propose(self, st_actor: int, st_epoch_shift: int) -> None:
+    @rule(st_actor=actors, st_epoch_shift=epoch_shifts, st_cid=cids)
+    def propose(self, st_actor: int, st_epoch_shift: int, st_cid: bytes | None = None) -> None:
         actor, epoch = self._actor(st_actor), max(self.epoch + st_epoch_shift, 0)
-        digest, cid = digest_of(f"p{self.epoch}-{st_actor}"), f"Qm{self.epoch}x{st_actor}"
-        tx, error = self._send(self.cl.propose, epoch, digest, cid, {"from": actor})
+        digest = digest_of(f"p{self.epoch}-{st_actor}")
+        cid = f"Qm{self.epoch}x{st_actor}".encode() if st_cid is None else st_cid
+        # Raw calldata (a string is ABI-encoded exactly as bytes), so bytes that are not UTF-8 reach the contract.
+        args = encode(["uint256", "bytes32", "bytes"], [epoch, bytes.fromhex(digest[2:]), cid])
+        data = str(self.cl.propose.signature) + args.hex()
+        tx, error = self._send(lambda: actor.transfer(self.cl.address, 0, data=data))
         proposer = self.learners[self.epoch % N_LEARNERS]
+        verdict = cid_error(cid)
         expected = (
             "WrongEpoch" if epoch != self.epoch
             else self._phase_error(want_proposed=False)
             or ("NotProposer" if actor != proposer else None)
+            or (verdict[0] if verdict else None)
         )
         assert error == expected
+        if verdict is not None and error == verdict[0]:
+            assert [arg.lower() for arg in self.revert_args] == [arg.lower() for arg in verdict[1]]
+            event(f"refused: {error}")
         if tx is not None:
-            self.proposed, self.pending = True, (digest, cid)
+            self.proposed, self.pending = True, (digest, cid.decode("ascii"))
             self.deadline = self.now + VOTING_TIMEOUT
 
     @rule(st_actor=actors, st_epoch_shift=epoch_shifts, st_approve=st.booleans(), st_score=scores)
@@ -158,6 +210,11 @@ class ProtocolMachine(RuleBasedStateMachine):
     @rule()
     def proposer_proposes(self) -> None:
         self.propose(self.epoch % N_LEARNERS, 0)
+
+    # A hostile proposer: the right sender and epoch, so the CID itself is what the contract judges.
+    @rule(st_cid=cids)
+    def proposer_proposes_cid(self, st_cid: bytes) -> None:
+        self.propose(self.epoch % N_LEARNERS, 0, st_cid)
 
     @rule(st_learner=st.integers(min_value=0, max_value=N_LEARNERS - 1), st_approve=st.booleans(), st_score=scores)
     def learner_votes(self, st_learner: int, st_approve: bool, st_score: int) -> None:
