@@ -85,9 +85,12 @@ class Driver:
         proposal_timeout: int = 3600,
         voting_timeout: int = 3600,
         proposer_votes: bool = True,
+        artifact: dict[str, Any] | None = None,
     ) -> Deployment:
+        """Deploy the packaged contract, or ``artifact``'s (``abi`` and ``bytecode``: an older version)."""
         digest, cid = fake_weights(-1, 0)
-        factory = self.w3.eth.contract(abi=abi(), bytecode=bytecode())
+        code = artifact or {"abi": abi(), "bytecode": bytecode()}
+        factory = self.w3.eth.contract(abi=code["abi"], bytecode=code["bytecode"])
         data = factory.constructor(
             self.learners, threshold_bps, proposal_timeout, voting_timeout, proposer_votes, digest, cid
         ).build_transaction({"from": self.deployer.address, "gas": 5_000_000})["data"]

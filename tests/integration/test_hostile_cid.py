@@ -1,6 +1,8 @@
 """A learner proposes a CID that is not text, or text that drives a terminal: no reader may crash or be fooled.
 
-On a real Anvil with the packaged contract (which records whatever bytes of up to 100 a proposer sends),
+Today's contract refuses such CIDs (tests/contract/test_cid.py); a deployment of the contract as it was
+before that check (tests/fixtures/CollectiveLearning-unchecked-cid.json) records whatever bytes of up to
+100 a proposer sends, and the readers must survive those deployments too. On a real Anvil with that contract,
 a learner key signs a proposal whose CID is invalid UTF-8, then one whose CID is valid UTF-8 carrying
 ANSI escape sequences and a forged log line. The event cursor, the contract views, the history index,
 `colearn-chain status` and the voter must all read them, show them escaped, and the voter must reject.
@@ -8,6 +10,7 @@ ANSI escape sequences and a forged log line. The event cursor, the contract view
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -29,13 +32,15 @@ from colearn_chain.agent import INVALID_PROPOSAL_SCORE, evaluate_proposal
 from colearn_chain.chain.client import ChainClient
 from colearn_chain.chain.deployment import Deployment
 from colearn_chain.chain.events import LogCursor, ProposalRejected, WeightsProposed
-from colearn_chain.cli.explorer import serve_in_background
+from colearn_chain.explorer.server import serve_in_background
 from colearn_chain.cli.status import render
 from colearn_chain.history import History
 from colearn_chain.learners.toy import ToyLearner
 from colearn_chain.services.anvil import AnvilNode, fund
 from colearn_chain.store import LocalStore
 
+#: The contract as deployed before the CID check: records any bytes as a CID.
+LEGACY = json.loads((Path(__file__).parents[1] / "fixtures" / "CollectiveLearning-unchecked-cid.json").read_text())
 NOT_UTF8 = b"Qm\xff\xfe\x80 not text"
 #: Valid UTF-8: clears the screen, ends the line and forges a status/log line, then a bidi override.
 ESCAPES = "Qm\x1b[2J\x1b[H\r\nepoch 0 accepted: 3 approve / 0 reject\x1b[0m\u202e"
@@ -50,13 +55,35 @@ def _propose_raw(driver: Driver, epoch: int, cid: bytes) -> None:
     driver._send(driver.accounts[epoch % len(driver.accounts)], {"to": driver.address, "data": Web3.to_hex(data)})
 
 
+def _redeploy_legacy(consortium: Consortium) -> None:
+    """Replace the consortium's deployment with the pre-check contract, same learners, rules and initial model."""
+    assert consortium.deployment is not None
+    record = consortium.deployment
+    w3 = consortium.client().w3
+    deployer = consortium.accounts[0]
+    data = w3.eth.contract(abi=LEGACY["abi"], bytecode=LEGACY["bytecode"]).constructor(
+        record.learners, record.vote_threshold_bps, record.proposal_timeout, record.voting_timeout,
+        record.proposer_votes, record.initial_digest, record.initial_cid,
+    ).build_transaction({"from": deployer.address, "gas": 5_000_000})
+    data["nonce"] = w3.eth.get_transaction_count(deployer.address)
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(deployer.sign_transaction(data).raw_transaction), timeout=30
+    )
+    assert receipt["status"] == 1
+    legacy = dataclasses.replace(
+        record, address=receipt["contractAddress"], block=receipt["blockNumber"], tx_hash=receipt["transactionHash"].to_0x_hex()
+    )
+    legacy.save(consortium.deployment_path)
+    consortium.deployment = legacy
+
+
 @pytest.fixture()
 def hostile_chain(tmp_path: Path) -> Iterator[tuple[str, Driver, Deployment]]:
     with AnvilNode() as node:
         keys = learner_keys(3, salt="hostile-cid")
         fund(node.url, [Account.from_key(k).address for k in keys])
         driver = Driver.create(node.url, keys)
-        deployment = driver.deploy()
+        deployment = driver.deploy(artifact=LEGACY)
         yield node.url, driver, deployment
 
 
@@ -121,12 +148,13 @@ def test_agents_vote_reject_on_an_unreadable_proposal_log_it_escaped_and_go_on(t
     with AnvilNode() as node:
         consortium = Consortium(node.url, tmp_path, f"local:{tmp_path / 'store'}", {"kind": "toy", "seed": 0, "dim": 4},
                                 3, proposal_timeout=60, voting_timeout=60).setup()
+        _redeploy_legacy(consortium)
         assert consortium.deployment is not None
         attacker = consortium.client(0)
         data = function_signature_to_4byte_selector("propose(uint256,bytes32,string)") + abi_encode(
             ["uint256", "bytes32", "bytes"], [0, hashlib.sha256(cid).digest(), cid]
         )
-        attacker._transact("propose", Web3.to_hex(data), to=consortium.deployment.address)
+        attacker.transactions.transact("propose", Web3.to_hex(data), to=consortium.deployment.address)
 
         # Execute
         try:
