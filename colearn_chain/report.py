@@ -14,8 +14,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
 
 OUTCOME_MARK = {"accepted": "A", "rejected": "R", "skipped": "S", "open": "?"}
 
@@ -77,7 +78,7 @@ def plot(results: dict[str, Any], out_dir: Path) -> Path:
     ax_votes.imshow(grid, aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest",
                     extent=(-0.5, len(epochs) - 0.5, n - 0.5, -0.5))
     for col, epoch in enumerate(epochs):
-        ax_votes.add_patch(plt.Rectangle((col - 0.5, epoch["proposer"] - 0.5), 1, 1, fill=False,
+        ax_votes.add_patch(Rectangle((col - 0.5, epoch["proposer"] - 0.5), 1, 1, fill=False,
                                          edgecolor="black", linewidth=2))
         ax_votes.text(col, -0.9, OUTCOME_MARK.get(epoch["outcome"], "?"), ha="center", va="bottom", fontsize=8)
     ax_votes.set_yticks(range(n))
@@ -137,13 +138,18 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
             f"In-memory reference driver on the same learners: decisions match: "
             f"{reference.get('decisions_match')}, final weights match: {reference.get('weights_match')}.",
         ]
-    lines += ["", "| epoch | proposer | outcome | approvals | rejections | mean test score | gas |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| epoch | proposer | outcome | approvals | rejections | mean test score | gas |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for e in epochs:
         scores = [v["test_score"] for v in e["votes"] if v.get("test_score") is not None]
         gas = sum(t.get("gas") or 0 for t in e.get("transactions", []))
         mean = f"{np.mean(scores):.4f}" if scores else "-"
         lines.append(
-            f"| {e['epoch']} | {e['proposer']} | {e['outcome']} | {e['approvals']} | {e['rejections']} | {mean} | {gas:,} |"
+            f"| {e['epoch']} | {e['proposer']} | {e['outcome']} | {e['approvals']} | {e['rejections']} "
+            f"| {mean} | {gas:,} |"
         )
     lines += ["", "Files: `results.json` (every vote and transaction), `plot.png`."]
     path = out_dir / "summary.md"
@@ -153,4 +159,6 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
 
 def write_all(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    return {"results": write_json(results, out_dir), "plot": plot(results, out_dir), "summary": summary(results, out_dir)}
+    return {
+        "results": write_json(results, out_dir), "plot": plot(results, out_dir), "summary": summary(results, out_dir)
+    }

@@ -7,8 +7,9 @@ driver) are recomputed in memory on learners built exactly as the agents built t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ def assemble_results(
     fresh = [make_learner(config, i) for i in range(len(learners))]
     template = fresh[0].current_weights()
     final_weights = [_agent_weights(i, d, template) for i, d in enumerate(state_dirs)]
-    for learner, weights in zip(fresh, final_weights):
+    for learner, weights in zip(fresh, final_weights, strict=True):
         learner.accept_weights(weights)
     final: dict[str, Any] = {}
     if config["kind"] == "sklearn":
@@ -117,7 +118,8 @@ def assemble_results(
         "decisions": reference_decisions,
         "decisions_match": chain_decisions == reference_decisions,
         "weights_match": all(
-            _weights_equal(w, learner.current_weights()) for w, learner in zip(final_weights, reference_learners)
+            _weights_equal(w, learner.current_weights())
+            for w, learner in zip(final_weights, reference_learners, strict=True)
         ),
     }
     baselines_json: dict[str, Any] = {"reference": reference_json}

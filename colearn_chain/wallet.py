@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, Mapping
+from typing import Final, Literal
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -36,7 +37,7 @@ ENV_KEYSTORE_PASSWORD: Final[str] = "COLEARN_KEYSTORE_PASSWORD"
 #: Environment variable holding a raw private key (0x-prefixed hex), used when no keystore is given.
 ENV_PRIVATE_KEY: Final[str] = "COLEARN_PRIVATE_KEY"
 #: scrypt, as geth and eth-account default to; the cost parameter is eth-account's default (2**18).
-KDF: Final[str] = "scrypt"
+KDF: Final[Literal["scrypt"]] = "scrypt"
 
 
 class WalletError(ColearnChainError):
@@ -71,7 +72,8 @@ def load_keystore(path: Path | str, password: str) -> LocalAccount:
         key = Account.decrypt(keystore, password)
     except ValueError as error:  # eth-account: "MAC mismatch" for a wrong password
         raise WalletError(f"cannot decrypt keystore {path}: wrong password or damaged file") from error
-    return Account.from_key(key)
+    account: LocalAccount = Account.from_key(key)  # eth-account's combomethod leaves it untyped
+    return account
 
 
 def load_account(keystore: Path | str | None = None, *, env: Mapping[str, str] | None = None) -> LocalAccount:
@@ -86,7 +88,8 @@ def load_account(keystore: Path | str | None = None, *, env: Mapping[str, str] |
     if not key:
         raise WalletError(f"no key: pass a keystore (password in {ENV_KEYSTORE_PASSWORD}) or set {ENV_PRIVATE_KEY}")
     try:
-        return Account.from_key(key.strip())
+        account: LocalAccount = Account.from_key(key.strip())
+        return account
     except (ValueError, TypeError):
         # The message of eth-keys' error may quote the input: never pass it on.
         raise WalletError(f"{ENV_PRIVATE_KEY} is not a valid private key") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -26,7 +26,7 @@ def account_from(args: argparse.Namespace) -> LocalAccount:
     return load_account(args.keystore)
 
 
-def load_learner_config(value: str) -> Dict[str, Any]:
+def load_learner_config(value: str) -> dict[str, Any]:
     """A learner config from inline JSON (starting with '{') or from a JSON file."""
     text = value if value.lstrip().startswith("{") else Path(value).read_text()
     config = json.loads(text)

@@ -35,18 +35,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Dict, List, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..mli import MachineLearningInterface
-from .data import FederatedData, split_learners
+from .data import FederatedData, Scaling, split_learners
 from .sklearn import ClassifierLearner, TrainingConfig, VoteRule, make_model
 from .toy import ToyLearner
 
 KINDS = ("toy", "sklearn")
 
-TOY_DEFAULTS: Dict[str, Any] = {"kind": "toy", "n_learners": 5, "seed": 0, "dim": 4}
+TOY_DEFAULTS: dict[str, Any] = {"kind": "toy", "n_learners": 5, "seed": 0, "dim": 4}
 
-SKLEARN_DEFAULTS: Dict[str, Any] = {
+SKLEARN_DEFAULTS: dict[str, Any] = {
     "kind": "sklearn",
     "n_learners": 5,
     "seed": 0,
@@ -69,7 +70,7 @@ _DEFAULTS = {"toy": TOY_DEFAULTS, "sklearn": SKLEARN_DEFAULTS}
 _TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(TrainingConfig))
 
 
-def learner_config(kind: str = "sklearn", **settings: Any) -> Dict[str, Any]:
+def learner_config(kind: str = "sklearn", **settings: Any) -> dict[str, Any]:
     """Return the complete config of ``kind`` with ``settings`` over the defaults; unknown keys raise ValueError."""
     if kind not in _DEFAULTS:
         raise ValueError(f"unknown learner kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -112,13 +113,15 @@ def federated_data(config: Mapping[str, Any]) -> FederatedData:
 
 
 @functools.lru_cache(maxsize=8)
-def _federated_data(dataset: str, n_learners: int, split: str, alpha: float, seed: int, scaling: str) -> FederatedData:
-    return split_learners(dataset, n_learners=n_learners, split=split, alpha=alpha, seed=seed, scaling=scaling)  # type: ignore[arg-type]
+def _federated_data(
+    dataset: str, n_learners: int, split: str, alpha: float, seed: int, scaling: Scaling
+) -> FederatedData:
+    return split_learners(dataset, n_learners=n_learners, split=split, alpha=alpha, seed=seed, scaling=scaling)
 
 
 def _training_config(config: Mapping[str, Any]) -> TrainingConfig:
     """Build the TrainingConfig, coercing JSON's numbers back to each field's type (10.0 -> 10)."""
-    values: Dict[str, Any] = {}
+    values: dict[str, Any] = {}
     for key in _TRAINING_KEYS:
         default = getattr(TrainingConfig, key)
         value = config[key]
@@ -126,7 +129,7 @@ def _training_config(config: Mapping[str, Any]) -> TrainingConfig:
     return TrainingConfig(**values)
 
 
-def make_learners(kind: str = "sklearn", **settings: Any) -> List[MachineLearningInterface]:
+def make_learners(kind: str = "sklearn", **settings: Any) -> list[MachineLearningInterface]:
     """Build every learner of a consortium: ``[make_learner(config, i) for i in range(n_learners)]``."""
     config = learner_config(kind, **settings)
     return [make_learner(config, i) for i in range(config["n_learners"])]
