@@ -14,12 +14,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eth_account import Account  # noqa: E402
-from eth_utils import keccak  # noqa: E402
-from web3 import Web3  # noqa: E402
+from eth_account import Account
+from eth_utils import keccak
+from web3 import Web3
 
-from colearn_chain.chain.artifact import abi, bytecode  # noqa: E402
-from colearn_chain.services.anvil import DEV_KEY, AnvilNode, fund  # noqa: E402
+from colearn_chain.chain.artifact import abi, bytecode
+from colearn_chain.services.anvil import DEV_KEY, AnvilNode, fund
 
 TIMEOUT = 100
 SCORE = 931_250_000_000_000_000  # 0.93125 as the agents send it (1e18 fixed point)
