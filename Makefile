@@ -5,16 +5,22 @@ PY := $(CURDIR)/.venv/bin/python
 BROWNIE := $(CURDIR)/.venv/bin/brownie
 OUT ?= results/demo
 
-.PHONY: setup test test-contract test-python demo artifact bench clean help
+.PHONY: setup lint test test-contract test-python demo artifact bench clean help
 
 help:
 	@echo "make setup   install everything into .venv, node_modules and .tools (idempotent)"
 	@echo "make demo    run the default experiment on a local chain; results in $(OUT)/"
+	@echo "make lint    ruff on all Python code, mypy --strict on the package (both must report nothing)"
 	@echo "make test    run every test (contract tests on Anvil, then the Python tests)"
 	@echo "make bench   print gas per call, seconds per epoch, store MB/s, explorer latency, learning table"
 
 setup:
 	@bash tools/setup.sh
+
+# ruff's and mypy's settings are in pyproject.toml; mypy checks the package named there (colearn_chain).
+lint: setup
+	$(PY) -m ruff check colearn_chain tests bench scripts tools
+	$(PY) -m mypy
 
 test: setup test-contract test-python
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything colearn-chain needs into the project's own folders, from package registries only:
-#   .venv/          Python: the package (editable) with its pinned dependencies
+#   .venv/          Python: the package (editable) with its pinned dependencies and its dev extra (lint)
 #   node_modules/   anvil, ganache, solcjs (package-lock.json pins them)
 #   .tools/bin/ipfs Kubo, built from the Go module proxy (no binary downloads)
 #   ~/.solcx        a `solc` entry for py-solc-x/brownie, served by tools/solc.js
@@ -25,7 +25,7 @@ mark() { local name=$1; shift; fingerprint "$@" > "$stamp/$name"; }
 if [ ! -x .venv/bin/python ] || stale python pyproject.toml; then
   echo "setup: Python environment (.venv)"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -e .
+  .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev]"
   mark python pyproject.toml
 fi
 
