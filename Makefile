@@ -5,11 +5,12 @@ PY := $(CURDIR)/.venv/bin/python
 BROWNIE := $(CURDIR)/.venv/bin/brownie
 OUT ?= results/demo
 
-.PHONY: setup setup-demo test test-contract test-python demo artifact bench clean help
+.PHONY: setup setup-demo lint test test-contract test-python demo artifact bench clean help
 
 help:
 	@echo "make setup   install everything into .venv, node_modules and .tools (idempotent)"
 	@echo "make demo    set up what the demo needs, run the default experiment on a local chain; results in $(OUT)/"
+	@echo "make lint    ruff on all Python code, mypy --strict on the package (both must report nothing)"
 	@echo "make test    set up everything, run every test (contract tests on Anvil, then the Python tests)"
 	@echo "make bench   print gas per call, seconds per epoch, store MB/s, explorer latency, learning table"
 
@@ -20,6 +21,11 @@ setup:
 # Only what `make demo` needs: the package with its experiments extra, and the node tools (anvil).
 setup-demo:
 	@bash tools/setup.sh demo
+
+# ruff's and mypy's settings are in pyproject.toml; mypy checks the package named there (colearn_chain).
+lint: setup
+	$(PY) -m ruff check colearn_chain tests bench scripts tools
+	$(PY) -m mypy
 
 test: setup test-contract test-python
 

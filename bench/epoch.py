@@ -19,28 +19,27 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))  # the consortium harness the integration tests use
 
 from agent_harness import Consortium  # noqa: E402
-
 from colearn_chain import driver  # noqa: E402
 from colearn_chain.chain.events import EpochStarted, LogCursor  # noqa: E402
 from colearn_chain.learners import make_learner  # noqa: E402
 from colearn_chain.services.anvil import AnvilNode  # noqa: E402
 from colearn_chain.services.kubo import KuboNode  # noqa: E402
 
-TOY: Dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
+TOY: dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
 
 
-def _watch_epochs(consortium: Consortium, first: int, last: int, timeout: float) -> Dict[int, float]:
+def _watch_epochs(consortium: Consortium, first: int, last: int, timeout: float) -> dict[int, float]:
     """Wall-clock time at which each EpochStarted(first..last) was seen on chain."""
     assert consortium.deployment is not None
     client = consortium.client()
     cursor = LogCursor(client.w3, consortium.deployment.address, start_block=consortium.deployment.block)
-    seen: Dict[int, float] = {}
+    seen: dict[int, float] = {}
     deadline = time.monotonic() + timeout
     while last not in seen:
         if time.monotonic() > deadline:
@@ -53,14 +52,14 @@ def _watch_epochs(consortium: Consortium, first: int, last: int, timeout: float)
     return seen
 
 
-def _driver_seconds_per_epoch(n: int, epochs: int) -> tuple[float, List[bool]]:
+def _driver_seconds_per_epoch(n: int, epochs: int) -> tuple[float, list[bool]]:
     learners = [make_learner({**TOY, "n_learners": n}, i) for i in range(n)]
     started = time.perf_counter()
     results = driver.run(learners, epochs)
     return (time.perf_counter() - started) / epochs, [r.accepted for r in results]
 
 
-def bench_one(n: int, epochs: int, kubo: KuboNode, workdir: Path, block_time: Optional[float]) -> Dict[str, Any]:
+def bench_one(n: int, epochs: int, kubo: KuboNode, workdir: Path, block_time: float | None) -> dict[str, Any]:
     with AnvilNode(block_time=block_time) as anvil:
         # Generous timeouts: 25 agent processes take a while to start on a small machine.
         consortium = Consortium(anvil.url, workdir, kubo.url, TOY, n, proposal_timeout=300, voting_timeout=300).setup()
@@ -88,10 +87,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--learners", default="3,10,25", help="comma-separated learner counts (default 3,10,25)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs timed per count, after epoch 0 (default 6)")
-    parser.add_argument("--block-time", type=float, default=None, help="Anvil block time in s (default: instant mining)")
+    parser.add_argument(
+        "--block-time", type=float, default=None, help="Anvil block time in s (default: instant mining)"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.learners.split(",")]
-    results: Dict[str, Any] = {}
+    results: dict[str, Any] = {}
     with KuboNode() as kubo, tempfile.TemporaryDirectory(prefix="colearn-bench-") as tmp:
         for n in counts:
             results[str(n)] = bench_one(n, args.epochs, kubo, Path(tmp) / f"n{n}", args.block_time)

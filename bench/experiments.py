@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import itertools
 import json
@@ -28,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from colearn_chain.experiment import ExperimentSettings, run_experiment  # noqa: E402
+from colearn_chain.experiment import ExperimentSettings, run_experiment
 
 
 def one_run(dataset: str, split: str, model: str, seed: int, epochs: int, learners: int) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def one_run(dataset: str, split: str, model: str, seed: int, epochs: int, learne
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             results = run_experiment(settings)
-    except Exception as exc:  # a failed run is a result too: report it, keep its logs, go on
+    except Exception as exc:  # noqa: BLE001 - a failed run is a result too: report it, keep its logs, go on
         print(f"run failed ({dataset} {split} {model} seed {seed}): {exc}; logs kept in {tmp}", file=sys.stderr)
         return {"dataset": dataset, "split": split, "model": model, "seed": seed, "error": str(exc), "out": tmp}
     shutil.rmtree(tmp)
@@ -55,6 +56,10 @@ def one_run(dataset: str, split: str, model: str, seed: int, epochs: int, learne
         and results["baselines"]["reference"]["weights_match"],
         "seconds": round(seconds, 1),
     }
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float:
+    return statistics.fmean(r[key] for r in rows)
 
 
 def main() -> int:
@@ -80,7 +85,7 @@ def main() -> int:
         if not cell:
             print(f"| {dataset} | {split} | {model} | all {len(every)} runs failed (see stderr) |||||||", flush=True)
             continue
-        mean = lambda key: statistics.fmean(r[key] for r in cell)  # noqa: E731
+        mean = functools.partial(_mean, cell)
         split_name = "dirichlet 0.5" if split == "dirichlet" else split
         print(
             f"| {dataset} | {split_name} | {model} | {mean('collective'):.3f} | {mean('solo_mean'):.3f} | "

@@ -26,18 +26,19 @@ import statistics
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 
-from colearn_chain.chain.artifact import abi  # noqa: E402
-from colearn_chain.explorer.server import start_server  # noqa: E402
-from colearn_chain.history import History, connect  # noqa: E402
-from colearn_chain.services.anvil import AnvilNode  # noqa: E402
-from colearn_chain.store.unixfs import cid_v0  # noqa: E402
-from history_driver import Rpc, fast_history  # noqa: E402  (the tests' contract driver)
-from webdriver import Browser, find_browser  # noqa: E402  (the tests' tiny WebDriver client)
+from colearn_chain.chain.artifact import abi
+from colearn_chain.explorer.server import start_server
+from colearn_chain.history import History, connect
+from colearn_chain.services.anvil import AnvilNode
+from colearn_chain.store.unixfs import cid_v0
+from history_driver import Rpc, fast_history
+from webdriver import Browser, find_browser
 
 LIMIT_SECONDS = 1.0
 
@@ -56,7 +57,8 @@ def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
 def page_data(base: str, total: int, seq: int) -> tuple[float, int]:
     """Fetch what the page fetches on opening; return (seconds, bytes)."""
     lo = max(total - 50, 0)
-    paths = ["api/summary", f"api/epochs?offset={lo}&limit={total - lo}", "api/scores", f"api/events?since={max(seq - 40, 0)}"]
+    since = max(seq - 40, 0)
+    paths = ["api/summary", f"api/epochs?offset={lo}&limit={total - lo}", "api/scores", f"api/events?since={since}"]
     started = time.perf_counter()
     size = sum(len(_get(base + p)) for p in paths)
     return time.perf_counter() - started, size
@@ -103,7 +105,9 @@ def main() -> int:
             cold, size = page_data(base, total, seq)
             warm = [page_data(base, total, seq)[0] for _ in range(args.repeat)]
             report["page_data"] = {
-                "requests": ["/api/summary", "/api/epochs (newest 50)", "/api/scores (all epochs x learners)", "/api/events"],
+                "requests": [
+                    "/api/summary", "/api/epochs (newest 50)", "/api/scores (all epochs x learners)", "/api/events"
+                ],
                 "bytes": size, "cold_seconds": round(cold, 4),
                 "warm_best_seconds": round(min(warm), 4), "warm_median_seconds": round(statistics.median(warm), 4),
                 "warm_worst_seconds": round(max(warm), 4),
@@ -118,15 +122,17 @@ def main() -> int:
             contract = w3.eth.contract(address=deployment.address, abi=abi())
             e, n = args.epochs, args.learners
             started = time.perf_counter()
-            rpc.call("eth_sendTransaction", [{"from": deployment.learners[e % n], "to": deployment.address, "gas": hex(400_000),
-                                              "data": contract.encode_abi("propose", [e, "0x" + "22" * 32, cid_v0(b"one more")])}])
+            proposal = contract.encode_abi("propose", [e, "0x" + "22" * 32, cid_v0(b"one more")])
+            rpc.call("eth_sendTransaction", [{"from": deployment.learners[e % n], "to": deployment.address,
+                                              "gas": hex(400_000), "data": proposal}])
             for voter in deployment.learners:
                 rpc.call("eth_sendTransaction", [{"from": voter, "to": deployment.address, "gas": hex(300_000),
                                                   "data": contract.encode_abi("vote", [e, True, 10**18])}])
             sent = time.perf_counter()
             while json.loads(_get(f"{base}api/summary"))["current_epoch"] != e + 1:
                 time.sleep(0.01)
-            report["update"] = {"poll_interval_seconds": 0.2, "seconds_from_last_tx_to_served": round(time.perf_counter() - sent, 3),
+            report["update"] = {"poll_interval_seconds": 0.2,
+                                "seconds_from_last_tx_to_served": round(time.perf_counter() - sent, 3),
                                 "send_seconds": round(sent - started, 3)}
             if not args.no_browser:
                 seconds_b = browser_seconds(base, len(history))
@@ -134,7 +140,8 @@ def main() -> int:
         finally:
             server.stop()
     report["limit_seconds"] = LIMIT_SECONDS
-    report["ok"] = report["page_data"]["cold_seconds"] < LIMIT_SECONDS and report["page_data"]["warm_worst_seconds"] < LIMIT_SECONDS
+    page = report["page_data"]
+    report["ok"] = page["cold_seconds"] < LIMIT_SECONDS and page["warm_worst_seconds"] < LIMIT_SECONDS
     print(json.dumps(report, indent=1))
     return 0 if report["ok"] else 1
 

@@ -22,18 +22,18 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one process per core; tiny matrices gain nothing from threads
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from colearn_chain.learners import federated_data, learner_config  # noqa: E402
-from colearn_chain.learners.baselines import centralized, collective, solo  # noqa: E402
+from colearn_chain.learners import federated_data, learner_config
+from colearn_chain.learners.baselines import centralized, collective, solo
 
 #: The ablation: one setting changed at a time over the package defaults. "issue baseline"
 #: approximates the quick simulation quoted in issue 4: accuracy votes with ties approving,
 #: 10 local passes, a plain softmax over all classes, no proximal term, no class weights.
-SWEEP: Dict[str, Dict[str, Any]] = {
+SWEEP: dict[str, dict[str, Any]] = {
     "issue baseline": {"vote_metric": "accuracy", "vote_tolerance": 0.0, "mask_absent_classes": False,
                        "prox": 0.0, "class_weight": None},
     "defaults": {},
@@ -54,7 +54,7 @@ SWEEP: Dict[str, Dict[str, Any]] = {
 }
 
 
-def evaluate(config: Dict[str, Any], epochs: int, baselines: bool = True) -> Dict[str, Any]:
+def evaluate(config: dict[str, Any], epochs: int, baselines: bool = True) -> dict[str, Any]:
     """Collective (and, if asked, solo and centralized) on one config; the unit of work of both modes."""
     federated_data(config)  # load and split before timing the epochs
     started = time.perf_counter()
@@ -69,34 +69,43 @@ def evaluate(config: Dict[str, Any], epochs: int, baselines: bool = True) -> Dic
     }
 
 
-def _mean_over_seeds(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+def _mean_over_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("collective", "solo_mean", "centralized", "accepted", "seconds_per_epoch")
-    out: Dict[str, Any] = {k: statistics.fmean(r[k] for r in rows) for k in keys}
+    out: dict[str, Any] = {k: statistics.fmean(r[k] for r in rows) for k in keys}
     out["collective_min"] = min(r["collective"] for r in rows)
     out["collective_per_seed"] = [round(r["collective"], 4) for r in rows]
     return out
 
 
 def _run_grid(
-    jobs: List[Tuple[Tuple[Any, ...], Dict[str, Any], bool]], epochs: int, workers: int
-) -> Dict[Tuple[Any, ...], Dict[str, Any]]:
+    jobs: list[tuple[tuple[Any, ...], dict[str, Any], bool]], epochs: int, workers: int
+) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Evaluate every (key, config, with baselines) job; average the seeds sharing a key."""
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        outputs = list(pool.map(evaluate, [j[1] for j in jobs], itertools.repeat(epochs), [j[2] for j in jobs], chunksize=4))
-    grouped: Dict[Tuple[Any, ...], List[Dict[str, Any]]] = {}
-    for (key, _, _), out in zip(jobs, outputs):
+        outputs = list(
+            pool.map(evaluate, [j[1] for j in jobs], itertools.repeat(epochs), [j[2] for j in jobs], chunksize=4)
+        )
+    grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for (key, _, _), out in zip(jobs, outputs, strict=True):
         grouped.setdefault(key, []).append(out)
     return {key: _mean_over_seeds(rows) for key, rows in grouped.items()}
 
 
-def table(args: argparse.Namespace) -> Dict[str, Any]:
+def table(args: argparse.Namespace) -> dict[str, Any]:
     """Defaults over dataset x split x model."""
     jobs = []
-    for dataset, split, model, seed in itertools.product(args.datasets, ("iid", "dirichlet"), ("linear", "mlp"), args.seeds):
-        cfg = learner_config(n_learners=args.learners, dataset=dataset, split=split, alpha=args.alpha, model=model, seed=seed)
+    for dataset, split, model, seed in itertools.product(
+        args.datasets, ("iid", "dirichlet"), ("linear", "mlp"), args.seeds
+    ):
+        cfg = learner_config(
+            n_learners=args.learners, dataset=dataset, split=split, alpha=args.alpha, model=model, seed=seed
+        )
         jobs.append(((dataset, split, model), cfg, True))
     results = _run_grid(jobs, args.epochs, args.workers)
-    print(f"{'dataset':<14}{'split':<11}{'model':<8}{'collective':>11}{'(min)':>8}{'solo mean':>11}{'central':>9}{'accepted':>10}{'s/epoch':>9}")
+    print(
+        f"{'dataset':<14}{'split':<11}{'model':<8}{'collective':>11}{'(min)':>8}{'solo mean':>11}{'central':>9}"
+        f"{'accepted':>10}{'s/epoch':>9}"
+    )
     for (dataset, split, model), r in results.items():
         name = split if split == "iid" else f"dir{args.alpha}"
         print(f"{dataset:<14}{name:<11}{model:<8}{r['collective']:>11.3f}{r['collective_min']:>8.3f}{r['solo_mean']:>11.3f}"
@@ -104,11 +113,19 @@ def table(args: argparse.Namespace) -> Dict[str, Any]:
     return {"/".join(k): v for k, v in results.items()}
 
 
-def sweep(args: argparse.Namespace) -> Dict[str, Any]:
-    """One setting changed at a time over the defaults, on digits, both splits and models (baselines for the defaults only)."""
+def sweep(args: argparse.Namespace) -> dict[str, Any]:
+    """One setting changed at a time over the defaults, on digits, both splits and models.
+
+    The baselines are computed for the defaults only.
+    """
     jobs = []
-    for (name, overrides), split, model, seed in itertools.product(SWEEP.items(), ("iid", "dirichlet"), ("linear", "mlp"), args.seeds):
-        cfg = learner_config(n_learners=args.learners, dataset="digits", split=split, alpha=args.alpha, model=model, seed=seed, **overrides)
+    for (name, overrides), split, model, seed in itertools.product(
+        SWEEP.items(), ("iid", "dirichlet"), ("linear", "mlp"), args.seeds
+    ):
+        cfg = learner_config(
+            n_learners=args.learners, dataset="digits", split=split, alpha=args.alpha, model=model, seed=seed,
+            **overrides,
+        )
         jobs.append(((name, split, model), cfg, name == "defaults"))
     results = _run_grid(jobs, args.epochs, args.workers)
     columns = [(s, m) for s in ("iid", "dirichlet") for m in ("linear", "mlp")]
@@ -116,10 +133,12 @@ def sweep(args: argparse.Namespace) -> Dict[str, Any]:
           " final global test accuracy of the collective (mean over seeds) and accepted epochs")
     print(f"{'setting':<30}" + "".join(f"{s[:3] + '/' + m:>13}" for s, m in columns))
     for name in SWEEP:
-        cells = "".join(f"{results[(name, s, m)]['collective']:>8.3f} {results[(name, s, m)]['accepted']:>4.1f}" for s, m in columns)
+        cells = "".join(
+            f"{results[(name, s, m)]['collective']:>8.3f} {results[(name, s, m)]['accepted']:>4.1f}" for s, m in columns
+        )
         print(f"{name:<30}{cells}")
-    print(f"{'solo mean (defaults)':<30}" + "".join(f"{results[('defaults', s, m)]['solo_mean']:>13.3f}" for s, m in columns))
-    print(f"{'centralized (defaults)':<30}" + "".join(f"{results[('defaults', s, m)]['centralized']:>13.3f}" for s, m in columns))
+    for label, key in (("solo mean (defaults)", "solo_mean"), ("centralized (defaults)", "centralized")):
+        print(f"{label:<30}" + "".join(f"{results[('defaults', s, m)][key]:>13.3f}" for s, m in columns))
     return {"/".join(k): v for k, v in results.items()}
 
 

@@ -107,7 +107,7 @@ def decode_weights(
         raise WeightsMismatch(
             MSG_NOT_SAFETENSORS.format(error=f"unsupported dtype {error.args[0]!r}")
         ) from error
-    except Exception as error:  # noqa: BLE001 - see comment above
+    except Exception as error:
         raise WeightsMismatch(MSG_NOT_SAFETENSORS.format(error=error)) from error
     # frombuffer arrays are read-only views of the blob; learners expect to own their arrays.
     weights: Weights = {name: np.array(array, copy=True) for name, array in loaded.items()}

@@ -26,8 +26,9 @@ own proposal, its entry in :attr:`EpochResult.votes` is ``None``, and the thresh
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any
 
 from .decision import is_accepted, threshold_to_bps, voter_count
 from .mli import MachineLearningInterface, ProposedWeights, check_proposed, check_weights
@@ -47,14 +48,14 @@ class EpochResult:
 
     epoch: int
     proposer: int
-    votes: Tuple[Optional[ProposedWeights], ...]
+    votes: tuple[ProposedWeights | None, ...]
     approvals: int
     rejections: int
     accepted: bool
     proposal: Weights = field(compare=False, repr=False, default_factory=dict)
 
     @property
-    def vote_flags(self) -> Tuple[Optional[bool], ...]:
+    def vote_flags(self) -> tuple[bool | None, ...]:
         """Each learner's approve/reject (``None`` for a non-voting proposer), handy for comparisons."""
         return tuple(None if v is None else v.vote for v in self.votes)
 
@@ -82,7 +83,7 @@ def run_one_epoch(
     proposer = proposer_index(epoch_index, n)
     proposal = copy_weights(check_weights(learners[proposer].propose_weights(), "propose_weights"))
 
-    votes: List[Optional[ProposedWeights]] = []
+    votes: list[ProposedWeights | None] = []
     for j, learner in enumerate(learners):
         if j == proposer and not proposer_votes:
             votes.append(None)
@@ -119,7 +120,7 @@ def run(
     *,
     start_epoch: int = 0,
     **kwargs: Any,
-) -> List[EpochResult]:
+) -> list[EpochResult]:
     """Run ``epochs`` consecutive epochs from ``start_epoch``; keyword arguments go to :func:`run_one_epoch`."""
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")

@@ -19,6 +19,7 @@ from .text import printable
 matplotlib = require("matplotlib", "colearn-chain run's report (plot.png)")
 matplotlib.use("Agg")  # files only, no display
 plt = require("matplotlib.pyplot", "colearn-chain run's report (plot.png)")
+Rectangle = require("matplotlib.patches", "colearn-chain run's report (plot.png)").Rectangle
 
 OUTCOME_MARK = {"accepted": "A", "rejected": "R", "skipped": "S", "open": "?"}
 
@@ -86,7 +87,7 @@ def plot(results: dict[str, Any], out_dir: Path) -> Path:
     ax_votes.imshow(grid, aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest",
                     extent=(-0.5, len(epochs) - 0.5, n - 0.5, -0.5))
     for col, epoch in enumerate(epochs):
-        ax_votes.add_patch(plt.Rectangle((col - 0.5, epoch["proposer"] - 0.5), 1, 1, fill=False,
+        ax_votes.add_patch(Rectangle((col - 0.5, epoch["proposer"] - 0.5), 1, 1, fill=False,
                                          edgecolor="black", linewidth=2))
         ax_votes.text(col, -0.9, OUTCOME_MARK.get(epoch["outcome"], "?"), ha="center", va="bottom", fontsize=8)
     ax_votes.set_yticks(range(n))
@@ -169,4 +170,6 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
 
 def write_all(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    return {"results": write_json(results, out_dir), "plot": plot(results, out_dir), "summary": summary(results, out_dir)}
+    return {
+        "results": write_json(results, out_dir), "plot": plot(results, out_dir), "summary": summary(results, out_dir)
+    }

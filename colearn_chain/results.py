@@ -107,7 +107,7 @@ def assemble_results(
     fresh = [make_learner(config, i) for i in range(len(learners))]
     template = fresh[0].current_weights()
     final_weights = [_agent_weights(i, d, template) for i, d in enumerate(state_dirs)]
-    for learner, weights in zip(fresh, final_weights):
+    for learner, weights in zip(fresh, final_weights, strict=True):
         learner.accept_weights(weights)
     final: dict[str, Any] = {}
     if config["kind"] == "sklearn":
@@ -134,7 +134,8 @@ def assemble_results(
         "decisions": reference_decisions,
         "decisions_match": chain_decisions == reference_decisions,
         "weights_match": all(
-            _weights_equal(w, learner.current_weights()) for w, learner in zip(final_weights, reference_learners)
+            _weights_equal(w, learner.current_weights())
+            for w, learner in zip(final_weights, reference_learners, strict=True)
         ),
     }
     bar.done(f"decisions match the chain: {reference_json['decisions_match']}, "

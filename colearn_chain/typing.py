@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
 #: One named tensor of a model.
-Tensor = npt.NDArray[np.generic]
+Tensor = npt.NDArray[Any]
 #: A model's weights: tensor name -> array. Names and shapes identify the model's architecture.
-Weights = Dict[str, Tensor]
+Weights = dict[str, Tensor]
 #: Hex string of a 32-byte digest, with 0x prefix (as the chain shows it).
 HexDigest = str
 #: A content identifier in the weight store (IPFS CIDv0 "Qm..." by default).

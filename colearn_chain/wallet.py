@@ -14,8 +14,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, Literal, Mapping
+from typing import Final, Literal
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -95,7 +96,7 @@ def load_keystore(path: Path | str, password: str) -> LocalAccount:
         key = Account.decrypt(keystore, password)
     except ValueError as error:  # eth-account: "MAC mismatch" for a wrong password
         raise WalletError(f"cannot decrypt keystore {path}: wrong password or damaged file") from error
-    account: LocalAccount = Account.from_key(key)
+    account: LocalAccount = Account.from_key(key)  # eth-account's combomethod leaves it untyped
     return account
 
 

@@ -1,7 +1,8 @@
 """Copy the compiled contract from brownie's build into the Python package.
 
 Agents deploy and call the contract with web3.py alone, with no compiler at run time; this writes what
-they need (ABI, bytecode, compiler settings) and the source, for verification on public explorers. tests/contract/test_artifact.py fails when it drifts.
+they need (ABI, bytecode, compiler settings) and the source, for verification on public explorers.
+tests/contract/test_artifact.py fails when it drifts.
 Run through `make artifact` (which compiles first).
 """
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -43,7 +43,7 @@ def account_from(args: argparse.Namespace) -> LocalAccount:
     return load_account(args.keystore)
 
 
-def load_learner_config(value: str) -> Dict[str, Any]:
+def load_learner_config(value: str) -> dict[str, Any]:
     """A learner config from inline JSON (starting with '{') or from a JSON file."""
     text = value if value.lstrip().startswith("{") else Path(value).read_text()
     config = json.loads(text)

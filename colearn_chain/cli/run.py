@@ -33,7 +33,7 @@ development chain with unlocked accounts (Anvil, Ganache) funds them itself.
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     defaults = ExperimentSettings()
     p = subparsers.add_parser(
         "run", help="run a whole experiment on chain and report it", description=DESCRIPTION,
@@ -54,26 +54,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     g.add_argument("--split", choices=("iid", "dirichlet"), default=defaults.split,
                    help=f"how the data is spread over learners (default {defaults.split})")
     g.add_argument("--alpha", type=float, default=defaults.alpha,
-                   help=f"Dirichlet concentration for --split dirichlet; smaller is more skewed (default {defaults.alpha})")
+                   help="Dirichlet concentration for --split dirichlet; smaller is more skewed "
+                        f"(default {defaults.alpha})")
     g.add_argument("--learner-option", action="append", default=[], metavar="KEY=JSON",
-                   help="override one learner setting, e.g. local_epochs=5 or vote_metric='\"accuracy\"' (repeatable)")
-    g.add_argument("--seed", type=int, default=defaults.seed, help=f"seed of data split and training (default {defaults.seed})")
+                   help="override one learner setting, e.g. local_epochs=5 or vote_metric='\"accuracy\"' "
+                        "(repeatable)")
+    g.add_argument("--seed", type=int, default=defaults.seed,
+                   help=f"seed of data split and training (default {defaults.seed})")
     c = p.add_argument_group("protocol")
     c.add_argument("--threshold", type=float, default=defaults.threshold,
                    help=f"fraction of voters that must approve, in (0, 1] (default {defaults.threshold})")
     c.add_argument("--colearn-variant", action="store_true",
-                   help="colearn 0.2.8 rule: the proposer does not vote, threshold over n - 1 (default: everyone votes)")
+                   help="colearn 0.2.8 rule: the proposer does not vote, threshold over n - 1 "
+                        "(default: everyone votes)")
     c.add_argument("--proposal-timeout", type=int, default=defaults.proposal_timeout, metavar="S",
-                   help=f"seconds a proposer has before anyone may skip the epoch (default {defaults.proposal_timeout})")
+                   help="seconds a proposer has before anyone may skip the epoch "
+                        f"(default {defaults.proposal_timeout})")
     c.add_argument("--voting-timeout", type=int, default=defaults.voting_timeout, metavar="S",
                    help=f"seconds voters have before anyone may close the epoch (default {defaults.voting_timeout})")
     i = p.add_argument_group("infrastructure")
     i.add_argument("--rpc", metavar="URL", help="use this chain (Ganache, a testnet) instead of starting Anvil")
-    i.add_argument("--ipfs", metavar="API", help="use this Kubo API (e.g. http://127.0.0.1:5001) instead of the embedded store")
-    i.add_argument("--block-time", type=float, metavar="S", help="started Anvil mines a block every S seconds (default: per transaction)")
+    i.add_argument("--ipfs", metavar="API",
+                   help="use this Kubo API (e.g. http://127.0.0.1:5001) instead of the embedded store")
+    i.add_argument("--block-time", type=float, metavar="S",
+                   help="started Anvil mines a block every S seconds (default: per transaction)")
     i.add_argument("--explorer", action="store_true", help="serve the explorer page on loopback during the run")
     i.add_argument("--explorer-port", type=int, default=0, metavar="N", help="explorer port (default: a free one)")
-    i.add_argument("--out", type=Path, default=Path("results/run"), metavar="DIR", help="output folder (default results/run)")
+    i.add_argument("--out", type=Path, default=Path("results/run"), metavar="DIR",
+                   help="output folder (default results/run)")
     p.set_defaults(func=_run)
 
 
@@ -102,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     reference = results["baselines"]["reference"]
     if not (reference["decisions_match"] and reference["weights_match"]):
         print("WARNING: the chain's decisions or final weights differ from the in-memory reference driver; "
-              f"see {settings.out / 'results.json'} (baselines.reference) and the agents' logs in {settings.out / 'agents'}")
+              f"see {settings.out / 'results.json'} (baselines.reference) "
+              f"and the agents' logs in {settings.out / 'agents'}")
         return 1
     return 0

@@ -18,19 +18,28 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 
 from ..chain.artifact import CONTRACT_NAME, load_artifact
 from ..chain.deployment import Deployment
 from ..exceptions import ColearnChainError
 
-__all__ = ["compile_standard_json", "constructor_arguments", "find_source", "register", "standard_input", "write_inputs"]
+__all__ = [
+    "compile_standard_json",
+    "constructor_arguments",
+    "find_source",
+    "register",
+    "standard_input",
+    "write_inputs",
+]
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Output the explorers' verifiers ask for; it does not change the bytecode.
-OUTPUT_SELECTION = {"*": {"*": ["abi", "evm.bytecode", "evm.deployedBytecode", "evm.methodIdentifiers", "metadata"], "": ["ast"]}}
+OUTPUT_SELECTION = {
+    "*": {"*": ["abi", "evm.bytecode", "evm.deployedBytecode", "evm.methodIdentifiers", "metadata"], "": ["ast"]}
+}
 
 
 def find_source() -> tuple[str, str]:
@@ -121,7 +130,9 @@ def write_inputs(out: Path, deployment: Deployment | None = None) -> dict[str, P
 
 def compile_standard_json(data: dict[str, Any], solc: list[str]) -> dict[str, Any]:
     """Run a ``solc --standard-json`` command on ``data``; return the parsed output (errors raise)."""
-    proc = subprocess.run([*solc, "--standard-json"], input=json.dumps(data), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*solc, "--standard-json"], input=json.dumps(data), capture_output=True, text=True, timeout=300
+    )
     text = proc.stdout
     start = text.find("{")  # solcjs may print a line such as ">>> Cannot retry compilation with SMT" first
     if proc.returncode != 0 or start < 0:
@@ -129,7 +140,8 @@ def compile_standard_json(data: dict[str, Any], solc: list[str]) -> dict[str, An
     output: dict[str, Any] = json.loads(text[start:])
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
-        raise ColearnChainError("compilation failed: " + "; ".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
+        messages = (e.get("formattedMessage", e.get("message", "")) for e in errors)
+        raise ColearnChainError("compilation failed: " + "; ".join(messages))
     return output
 
 
@@ -138,7 +150,10 @@ def check(data: dict[str, Any], solc: list[str]) -> None:
     source_path = next(iter(data["sources"]))
     compiled = compile_standard_json(data, solc)["contracts"][source_path][CONTRACT_NAME]["evm"]
     artifact = load_artifact()
-    for key, ours in (("bytecode", compiled["bytecode"]["object"]), ("deployedBytecode", compiled["deployedBytecode"]["object"])):
+    for key, ours in (
+        ("bytecode", compiled["bytecode"]["object"]),
+        ("deployedBytecode", compiled["deployedBytecode"]["object"]),
+    ):
         packaged = str(artifact[key]).removeprefix("0x")
         if ours != packaged:
             raise ColearnChainError(
@@ -154,7 +169,9 @@ def register(subparsers: Any) -> None:
         description="Write what an Etherscan-style explorer needs to verify CollectiveLearning.",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write into")
-    parser.add_argument("--deployment", type=Path, metavar="FILE", help="also write this deployment's constructor arguments")
+    parser.add_argument(
+        "--deployment", type=Path, metavar="FILE", help="also write this deployment's constructor arguments"
+    )
     parser.add_argument(
         "--check",
         action="store_true",
@@ -180,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
     info = json.loads(paths["verify"].read_text())
     log.info(
         "wrote %s and %s: compiler %s, optimizer %s, evm %s, contract %s",
-        paths["standard_input"], paths["verify"], info["compiler_version"], info["optimizer"], info["evm_version"], info["contract_name"],
+        paths["standard_input"], paths["verify"],
+        info["compiler_version"], info["optimizer"], info["evm_version"], info["contract_name"],
     )
     return 0

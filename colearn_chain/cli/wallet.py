@@ -25,7 +25,7 @@ later reads the same variable to unlock the keystore (`colearn-chain agent --key
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "wallet", help="create a learner's keystore", description="Manage a learner's key.",
     )

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..mli import MachineLearningInterface
-from .data import FederatedData, split_learners
+from .data import FederatedData, Scaling, split_learners
 from .sklearn import ClassifierLearner, TrainingConfig, VoteRule, make_model
 from .toy import ToyLearner
 
@@ -113,8 +113,10 @@ def federated_data(config: Mapping[str, Any]) -> FederatedData:
 
 
 @functools.lru_cache(maxsize=8)
-def _federated_data(dataset: str, n_learners: int, split: str, alpha: float, seed: int, scaling: str) -> FederatedData:
-    return split_learners(dataset, n_learners=n_learners, split=split, alpha=alpha, seed=seed, scaling=scaling)  # type: ignore[arg-type]
+def _federated_data(
+    dataset: str, n_learners: int, split: str, alpha: float, seed: int, scaling: Scaling
+) -> FederatedData:
+    return split_learners(dataset, n_learners=n_learners, split=split, alpha=alpha, seed=seed, scaling=scaling)
 
 
 def _training_config(config: Mapping[str, Any]) -> TrainingConfig:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import random
 from dataclasses import dataclass
-from typing import Literal, Optional, Tuple
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,7 @@ class Split:
 
     x: npt.NDArray[np.float64]
     y: npt.NDArray[np.int64]
-    rows: Optional[npt.NDArray[np.int64]] = None
+    rows: npt.NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -68,7 +68,7 @@ class FederatedData:
     """A dataset divided among learners."""
 
     dataset: str
-    learners: Tuple[LearnerData, ...]
+    learners: tuple[LearnerData, ...]
     n_features: int
     n_classes: int
 
@@ -99,7 +99,7 @@ def load_dataset(name: str) -> Split:
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist1d() -> Tuple[np.ndarray, np.ndarray]:
+def _mnist1d() -> tuple[np.ndarray, np.ndarray]:
     """Generate mnist1d offline with its default arguments (5000 samples, 40 features, 10 classes).
 
     ``make_dataset`` reseeds the global ``random`` and ``numpy.random`` state; we restore both so
@@ -144,7 +144,7 @@ def split_learners(
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if split == "dirichlet" and not alpha > 0:
         raise ValueError(f"Dirichlet alpha must be > 0, got {alpha}")
-    if not (0 < vote_fraction and 0 < test_fraction and vote_fraction + test_fraction < 1):
+    if not (vote_fraction > 0 and test_fraction > 0 and vote_fraction + test_fraction < 1):
         raise ValueError("vote_fraction and test_fraction must be > 0 and leave room for training data")
     if scaling not in ("shared", "pooled", "local"):
         raise ValueError(f"unknown scaling {scaling!r}; choose 'shared', 'pooled' or 'local'")
@@ -161,12 +161,12 @@ def split_learners(
     parts = []
     for share in shares:
         order = rng.permutation(share)
-        n_vote = max(1, int(round(len(order) * vote_fraction)))
-        n_test = max(1, int(round(len(order) * test_fraction)))
+        n_vote = max(1, round(len(order) * vote_fraction))
+        n_test = max(1, round(len(order) * test_fraction))
         if len(order) - n_vote - n_test < 1:
             raise ValueError(f"a learner got only {len(order)} samples: too few for train, vote and test parts")
-        vote, test, train = order[:n_vote], order[n_vote:n_vote + n_test], order[n_vote + n_test:]
-        parts.append(tuple(_take(data, np.sort(i)) for i in (train, vote, test)))
+        vote_rows, test_rows, train_rows = order[:n_vote], order[n_vote:n_vote + n_test], order[n_vote + n_test:]
+        parts.append(tuple(_take(data, np.sort(i)) for i in (train_rows, vote_rows, test_rows)))
 
     global_test = _take(data, global_idx)
     common = _stats(_concat([p[0] for p in parts]).x) if scaling == "pooled" else _stats(parts[0][0].x)
@@ -183,17 +183,19 @@ def split_learners(
                 n_classes=n_classes,
             )
         )
-    return FederatedData(dataset=dataset, learners=tuple(learners), n_features=int(data.x.shape[1]), n_classes=n_classes)
+    return FederatedData(
+        dataset=dataset, learners=tuple(learners), n_features=int(data.x.shape[1]), n_classes=n_classes
+    )
 
 
-def _stratified_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def _stratified_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Hold out ``fraction`` of every class; return (rest, held out) index arrays."""
     if not 0 < fraction < 1:
         raise ValueError(f"global_test_fraction must be in (0, 1), got {fraction}")
     held, rest = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        k = int(round(len(idx) * fraction))
+        k = round(len(idx) * fraction)
         held.append(idx[:k])
         rest.append(idx[k:])
     return np.sort(np.concatenate(rest)), np.sort(np.concatenate(held))
@@ -218,7 +220,7 @@ def _dirichlet_shares(
     raise ValueError(f"no Dirichlet({alpha}) split gave every learner {min_samples} samples; raise alpha")
 
 
-def _stats(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and standard deviation; a constant feature gets scale 1 (left centred, not blown up)."""
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
@@ -240,5 +242,5 @@ def _scale(s: Split, mean: np.ndarray, scale: np.ndarray) -> Split:
 
 
 def _concat(splits: list[Split]) -> Split:
-    rows = None if any(s.rows is None for s in splits) else np.concatenate([s.rows for s in splits])  # type: ignore[misc]
+    rows = None if any(s.rows is None for s in splits) else np.concatenate([s.rows for s in splits])
     return Split(np.concatenate([s.x for s in splits]), np.concatenate([s.y for s in splits]), rows)

@@ -60,7 +60,9 @@ class ToyLearner(MachineLearningInterface):
         vote_score = -float(np.linalg.norm(w - self.target))
         current_score = -float(np.linalg.norm(self._w - self.target))
         test_score = -float(np.linalg.norm(w - self.test_target))
-        return ProposedWeights(weights=weights, vote_score=vote_score, test_score=test_score, vote=vote_score >= current_score)
+        return ProposedWeights(
+            weights=weights, vote_score=vote_score, test_score=test_score, vote=vote_score >= current_score
+        )
 
     def accept_weights(self, weights: Weights) -> None:
         """Adopt the accepted weights (a private copy)."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
-def stop_processes(processes: Iterable[subprocess.Popen], timeout: float = 10.0) -> list[subprocess.Popen]:  # type: ignore[type-arg]
+def stop_processes(
+    processes: Iterable[subprocess.Popen[Any]], timeout: float = 10.0
+) -> list[subprocess.Popen[Any]]:
     """Ask each running process to stop (SIGTERM), give them ``timeout`` seconds together, then kill the
     rest. Returns the processes that had to be killed, so callers can say so."""
     running = [p for p in processes if p.poll() is None]

@@ -121,7 +121,8 @@ class KuboNode:
             self._make_private()
             api_file = self.repo / "api"
             api_file.unlink(missing_ok=True)  # a stale one from a killed daemon would mislead us
-            self._log_file = open(self.repo / "daemon.log", "ab")
+            # The daemon writes to it until stop() closes it, so no `with` block.
+            self._log_file = open(self.repo / "daemon.log", "ab")  # noqa: SIM115
             self._process = subprocess.Popen(
                 [str(self.binary), "daemon", "--offline"],
                 env=self._env(),
@@ -138,9 +139,8 @@ class KuboNode:
     def stop(self) -> None:
         """Stop the daemon (SIGTERM, then SIGKILL) and remove a temporary repo."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            if stop_processes([process], self.stop_timeout):
-                log.warning("Kubo did not stop within %.0f s; killed it", self.stop_timeout)
+        if process is not None and process.poll() is None and stop_processes([process], self.stop_timeout):
+            log.warning("Kubo did not stop within %.0f s; killed it", self.stop_timeout)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -106,7 +106,8 @@ class KuboStore:
             data = self._client.cat(
                 cid,
                 # `length` caps what Kubo sends; Kubo's own request timeout, so a fetch from peers fails ("context
-                # deadline exceeded", mapped to StoreUnavailable) just before the client would give up on the connection.
+                # deadline exceeded", mapped to StoreUnavailable) just before the client would give up on the
+                # connection.
                 opts={"length": max_bytes + 1, "timeout": f"{max(self.timeout - 1.0, 1.0)}s"},
             )
         except ipfs_errors.Error as error:

@@ -7,8 +7,13 @@ from typing import Any
 from brownie import chain
 
 from conftest import (
+    PROPOSAL_EXPIRED,
+    PROPOSAL_TIMEOUT,
+    VOTING_EXPIRED,
+    VOTING_TIMEOUT,
     current_model,
-    PROPOSAL_EXPIRED, PROPOSAL_TIMEOUT, VOTING_EXPIRED, VOTING_TIMEOUT, expect_revert, propose,
+    expect_revert,
+    propose,
 )
 
 

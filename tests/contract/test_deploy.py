@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from brownie import ZERO_ADDRESS, chain
 
-from conftest import current_model, INITIAL_CID, INITIAL_DIGEST, PROPOSAL_TIMEOUT, PROPOSING, expect_revert
+from conftest import INITIAL_CID, INITIAL_DIGEST, PROPOSAL_TIMEOUT, PROPOSING, current_model, expect_revert
 
 
 def test_views_report_parameters_and_epoch_zero(cl: Any, learners: list[Any]) -> None:
@@ -32,7 +33,9 @@ def test_deploy_emits_initial_model_and_first_epoch(cl: Any, learners: list[Any]
     # Assert
     formed = tx.events["ConsortiumFormed"]
     assert list(formed["learners"]) == learners
-    assert (formed["voteThresholdBps"], formed["proposalTimeout"], formed["proposerVotes"]) == (5000, PROPOSAL_TIMEOUT, True)
+    assert (formed["voteThresholdBps"], formed["proposalTimeout"], formed["proposerVotes"]) == (
+        5000, PROPOSAL_TIMEOUT, True
+    )
     assert tx.events["ModelInitialized"]["digest"] == INITIAL_DIGEST
     assert tx.events["ModelInitialized"]["cid"] == INITIAL_CID
     started = tx.events["EpochStarted"]

@@ -7,8 +7,14 @@ from typing import Any
 from brownie import chain, web3
 
 from conftest import (
+    PROPOSAL_TIMEOUT,
+    PROPOSING,
+    VOTING,
+    VOTING_TIMEOUT,
     current_model,
-    PROPOSAL_TIMEOUT, PROPOSING, VOTING, VOTING_TIMEOUT, digest_of, expect_revert, propose,
+    digest_of,
+    expect_revert,
+    propose,
 )
 
 

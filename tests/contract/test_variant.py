@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -22,13 +23,15 @@ def test_variant_counts_n_minus_one_voters(variant: Any) -> None:
 
 def test_proposer_cannot_vote(variant: Any, learners: list[Any]) -> None:
     propose(variant, 0, learners[0])
-    expect_revert(variant.vote, 0, True, 0, {"from": learners[0]}, error="ProposerCannotVote", with_args=[0, learners[0]])
+    expect_revert(
+        variant.vote, 0, True, 0, {"from": learners[0]}, error="ProposerCannotVote", with_args=[0, learners[0]]
+    )
 
 
 def test_the_fourth_vote_completes_the_set(variant: Any, learners: list[Any]) -> None:
     # Prepare: 2 of 4 approve: 2 >= 4 * 0.5
     propose(variant, 0, learners[0])
-    for voter, approve in zip(learners[1:4], (True, False, False)):
+    for voter, approve in zip(learners[1:4], (True, False, False), strict=True):
         variant.vote(0, approve, 0, {"from": voter})
     # Execute
     tx = variant.vote(0, True, 0, {"from": learners[4]})

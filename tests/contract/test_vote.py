@@ -6,7 +6,7 @@ from typing import Any
 
 from brownie import chain
 
-from conftest import current_model, PROPOSING, SCORE_ONE, VOTING, VOTING_TIMEOUT, digest_of, expect_revert, propose
+from conftest import PROPOSING, SCORE_ONE, VOTING, VOTING_TIMEOUT, current_model, digest_of, expect_revert, propose
 
 
 def test_vote_is_recorded_with_score(cl: Any, learners: list[Any]) -> None:
@@ -62,7 +62,7 @@ def test_vote_after_voting_deadline_reverts(cl: Any, learners: list[Any]) -> Non
 def test_completing_vote_accepts_and_starts_next_epoch(cl: Any, learners: list[Any]) -> None:
     # Prepare: 3 approvals of 5 meet the one-half threshold
     propose(cl, 0, learners[0], label="m")
-    for voter, approve in zip(learners[:4], (True, False, True, False)):
+    for voter, approve in zip(learners[:4], (True, False, True, False), strict=True):
         cl.vote(0, approve, 0, {"from": voter})
     # Execute
     tx = cl.vote(0, True, 0, {"from": learners[4]})
@@ -80,7 +80,7 @@ def test_completing_vote_rejects_and_keeps_model(cl: Any, learners: list[Any]) -
     # Prepare: 2 approvals of 5 miss the threshold
     before = current_model(cl)
     propose(cl, 0, learners[0])
-    for voter, approve in zip(learners, (True, True, False, False, False)):
+    for voter, approve in zip(learners, (True, True, False, False, False), strict=True):
         tx = cl.vote(0, approve, 0, {"from": voter})
     # Assert
     assert "ProposalRejected" in tx.events and "ProposalAccepted" not in tx.events

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import requests
 from eth_account import Account
@@ -53,7 +54,7 @@ class Driver:
     deploy_block: int = 0
 
     @classmethod
-    def create(cls, rpc_url: str, keys: Sequence[str], deployer_key: str | None = None) -> "Driver":
+    def create(cls, rpc_url: str, keys: Sequence[str], deployer_key: str | None = None) -> Driver:
         w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
         accounts = [Account.from_key(k) for k in keys]
         return cls(w3, accounts, Account.from_key(deployer_key) if deployer_key else accounts[0])
@@ -125,7 +126,7 @@ class Driver:
         return self._call(self.accounts[proposer], self.contract.functions.propose(epoch, digest, cid))
 
     def vote(self, epoch: int, learner: int, approve: bool, score: float) -> dict[str, Any]:
-        fixed = int(round(score * 10**18))
+        fixed = round(score * 10**18)
         return self._call(self.accounts[learner], self.contract.functions.vote(epoch, approve, fixed))
 
     def close(self, epoch: int, by: int = 0) -> dict[str, Any]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any
 
 from colearn_chain.services.anvil import free_port
 
-Fault = Callable[[Dict[str, Any]], Optional[Union[int, Dict[str, Any]]]]
+Fault = Callable[[dict[str, Any]], int | dict[str, Any] | None]
 
 
 class RpcProxy:
@@ -27,17 +28,19 @@ class RpcProxy:
         self.upstream = upstream
         self.port = free_port()
         self.fault: Fault = lambda request: None
-        self.counts: Dict[str, int] = {}  # faults injected, by method
+        self.counts: dict[str, int] = {}  # faults injected, by method
         self._lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 request = json.loads(body)
                 replacement = proxy.fault(request) if isinstance(request, dict) else None
                 if replacement is None:
-                    upstream = urllib.request.Request(proxy.upstream, data=body, headers={"Content-Type": "application/json"})
+                    upstream = urllib.request.Request(
+                        proxy.upstream, data=body, headers={"Content-Type": "application/json"}
+                    )
                     with urllib.request.urlopen(upstream, timeout=30) as response:
                         self._reply(200, response.read())
                     return
@@ -70,10 +73,12 @@ class RpcProxy:
         with self._lock:
             return sum(self.counts.values())
 
-    def __enter__(self) -> "RpcProxy":
+    def __enter__(self) -> RpcProxy:
         self._thread.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._server.shutdown()
         self._server.server_close()

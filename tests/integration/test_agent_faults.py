@@ -12,6 +12,7 @@ this process instead, with Anvil's mining paused or its clock moved (section g).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -19,9 +20,10 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,7 +48,7 @@ from rpc_proxy import RpcProxy
 
 pytestmark = pytest.mark.slow
 
-TOY: Dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
+TOY: dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
 MAX_BLOB_BYTES = 4096
 
 
@@ -65,7 +67,7 @@ def _logs(consortium: Consortium) -> str:
 # ───────────────────────────────────────────── (b) bad proposals get reject votes, never a crash
 
 #: What a misbehaving proposer records, and the reason an honest voter must log.
-BAD_PROPOSALS: List[Tuple[str, str]] = [
+BAD_PROPOSALS: list[tuple[str, str]] = [
     ("tampered", "DigestMismatch"),
     ("missing", "CidNotFound"),
     ("oversized", "BlobTooLarge"),
@@ -75,7 +77,7 @@ BAD_PROPOSALS: List[Tuple[str, str]] = [
 ]
 
 
-def _bad_proposal(kind: str, store: WeightStore) -> Tuple[str, str]:
+def _bad_proposal(kind: str, store: WeightStore) -> tuple[str, str]:
     """(digest, cid) of a bad proposal of ``kind``; the blob is in the store unless it is "missing"."""
     if kind == "tampered":  # the store holds other bytes than the digest names
         blob = encode_weights({"w": np.full(4, 0.5)})
@@ -94,9 +96,11 @@ def _bad_proposal(kind: str, store: WeightStore) -> Tuple[str, str]:
     return digest_hex(blob), store.put(blob)
 
 
-def _drive_misbehaving_learner(client: ChainClient, store: WeightStore, until_epoch: int, timeout: float) -> Dict[int, str]:
+def _drive_misbehaving_learner(
+    client: ChainClient, store: WeightStore, until_epoch: int, timeout: float
+) -> dict[int, str]:
     """Act as learner 0: propose a bad blob in each of its epochs, reject it, approve the others' proposals."""
-    proposed: Dict[int, str] = {}
+    proposed: dict[int, str] = {}
     voted: set[int] = set()
     kinds = iter(BAD_PROPOSALS)
     deadline = time.monotonic() + timeout
@@ -140,7 +144,7 @@ def test_bad_proposals_get_reject_votes_with_reasons(kubo_node: KuboNode, tmp_pa
         decisions = dict(consortium.decisions())
         votes = consortium.vote_events()
         honest = {consortium.accounts[1].address, consortium.accounts[2].address}
-        for (epoch, kind), (_, reason) in zip(sorted(proposed.items()), BAD_PROPOSALS):
+        for (epoch, kind), (_, reason) in zip(sorted(proposed.items()), BAD_PROPOSALS, strict=True):
             assert decisions[epoch] == "rejected", (epoch, kind)
             honest_votes = [v for v in votes if v.epoch == epoch and v.voter in honest]
             assert len(honest_votes) == 2, (epoch, kind)
@@ -158,7 +162,7 @@ def test_bad_proposals_get_reject_votes_with_reasons(kubo_node: KuboNode, tmp_pa
 
 
 def _pause_when(consortium: Consortium, client: ChainClient, *, min_epoch: int, proposer: int,
-                pause: List[int], ready: Callable[[int], bool], timeout: float = 60) -> int:
+                pause: list[int], ready: Callable[[int], bool], timeout: float = 60) -> int:
     """SIGSTOP the agents ``pause`` at the start of the first epoch >= ``min_epoch`` proposed by
     ``proposer`` in which none of them has voted yet; wait for ``ready(epoch)``; return the epoch."""
     addresses = [consortium.accounts[i].address for i in pause]
@@ -171,7 +175,7 @@ def _pause_when(consortium: Consortium, client: ChainClient, *, min_epoch: int, 
         for i in pause:
             os.kill(consortium.agents[i].proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
         if client.current_epoch() == state.epoch and not any(client.has_voted(a) for a in addresses):
-            _wait_for(lambda: ready(state.epoch), 15, f"epoch {state.epoch} to be ready")
+            _wait_for(functools.partial(ready, state.epoch), 15, f"epoch {state.epoch} to be ready")
             return state.epoch
         for i in pause:  # too late for this epoch: let them go and try the next one
             os.kill(consortium.agents[i].proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
@@ -277,7 +281,7 @@ def _wait_log(consortium: Consortium, index: int, text: str, timeout: float = 30
     _wait_for(lambda: text in consortium.agents[index].log_text(), timeout, f"agent {index} to log {text!r}")
 
 
-def _agent_vote(consortium: Consortium, index: int, epoch: int) -> Optional[VoteCast]:
+def _agent_vote(consortium: Consortium, index: int, epoch: int) -> VoteCast | None:
     voter = consortium.accounts[index].address
     return next((e for e in consortium.vote_events() if e.epoch == epoch and e.voter == voter), None)
 
@@ -292,7 +296,9 @@ def test_a_proposal_not_fetchable_yet_is_asked_for_again_until_the_deadline_near
     # Prepare: learners 0 and 1 are played by the test, agent 2 runs. Voting lasts 10 s; an unfetchable
     # proposal is rejected only in its last 5 s.
     with AnvilNode() as anvil:
-        consortium = Consortium(anvil.url, tmp_path, kubo_node.url, TOY, 3, proposal_timeout=30, voting_timeout=10).setup()
+        consortium = Consortium(
+            anvil.url, tmp_path, kubo_node.url, TOY, 3, proposal_timeout=30, voting_timeout=10
+        ).setup()
         store = from_url(kubo_node.url)
         clients = [consortium.client(0), consortium.client(1)]
         late, never = encode_weights(_blob()), encode_weights(_blob())
@@ -340,7 +346,9 @@ def test_an_accepted_model_is_adopted_once_fetchable_and_an_unadoptable_one_stop
     # Prepare: learners 0 and 1 are played by the test (learner 1 never proposes), agent 2 runs. Short
     # windows: an unfetchable proposal is rejected at once, an empty epoch can be closed after 4 s.
     with AnvilNode() as anvil:
-        consortium = Consortium(anvil.url, tmp_path, kubo_node.url, TOY, 3, proposal_timeout=4, voting_timeout=4).setup()
+        consortium = Consortium(
+            anvil.url, tmp_path, kubo_node.url, TOY, 3, proposal_timeout=4, voting_timeout=4
+        ).setup()
         store = from_url(kubo_node.url)
         clients = [consortium.client(0), consortium.client(1)]
         missing = encode_weights(_blob())
@@ -395,17 +403,17 @@ def test_agents_ride_out_rate_limits_lagging_and_failing_rpc_calls(kubo_node: Ku
     # limits (HTTP 429, JSON-RPC -32005) and a load-balanced node behind its peers (retried in the call),
     # and, once the agents run, plain internal errors (the step fails, the next poll tries again).
     epochs = 4
-    transient: List[Union[int, Dict[str, Any]]] = [
+    transient: list[int | dict[str, Any]] = [
         429,
         {"error": {"code": -32005, "message": "limit exceeded"}},
         {"error": {"code": -32000, "message": "header not found"}},
     ]
-    internal: Dict[str, Any] = {"error": {"code": -32603, "message": "internal error"}}
+    internal: dict[str, Any] = {"error": {"code": -32603, "message": "internal error"}}
     rng = random.Random(7)
     running = False
-    injected: Dict[str, int] = {"transient": 0, "internal": 0}
+    injected: dict[str, int] = {"transient": 0, "internal": 0}
 
-    def fault(request: Dict[str, Any]) -> Optional[Union[int, Dict[str, Any]]]:
+    def fault(request: dict[str, Any]) -> int | dict[str, Any] | None:
         if rng.random() >= 0.1:
             return None
         kind = "internal" if running and rng.random() < 0.3 else "transient"
@@ -488,8 +496,8 @@ GWEI = 10**9
 @dataclass
 class Chain:
     url: str
-    accounts: List[LocalAccount]
-    clients: List[ChainClient]
+    accounts: list[LocalAccount]
+    clients: list[ChainClient]
     deployment: Deployment
     store: LocalStore
 
@@ -501,7 +509,7 @@ class Chain:
     def pool_size(self) -> int:
         return int(self.rpc("txpool_status")["pending"], 16)
 
-    def events(self) -> List[ChainEvent]:
+    def events(self) -> list[ChainEvent]:
         return LogCursor(self.clients[0].w3, self.deployment.address, start_block=self.deployment.block).poll()
 
     def propose(self, index: int, epoch: int) -> str:
@@ -513,8 +521,10 @@ class Chain:
     def agent(self, index: int, tmp_path: Path, *, client: ChainClient | None = None, **settings: Any) -> Agent:
         client = client or ChainClient(self.url, self.accounts[index], self.deployment.address)
         learner = make_learner({**TOY, "n_learners": len(self.accounts)}, index)
-        defaults: Dict[str, Any] = {"poll_interval": 0.05, "start_block": self.deployment.block}
-        return Agent(client, self.store, learner, StateDir(tmp_path / f"agent{index}"), AgentSettings(**{**defaults, **settings}))
+        defaults: dict[str, Any] = {"poll_interval": 0.05, "start_block": self.deployment.block}
+        return Agent(
+            client, self.store, learner, StateDir(tmp_path / f"agent{index}"), AgentSettings(**{**defaults, **settings})
+        )
 
 
 @pytest.fixture()
@@ -523,13 +533,16 @@ def anvil() -> Iterator[AnvilNode]:
         yield node
 
 
-def _deploy_in_process(url: str, tmp_path: Path, *, n: int = 3, proposal_timeout: int = 30, voting_timeout: int = 30) -> Chain:
+def _deploy_in_process(
+    url: str, tmp_path: Path, *, n: int = 3, proposal_timeout: int = 30, voting_timeout: int = 30
+) -> Chain:
     accounts = [Account.create() for _ in range(n)]
     fund(url, [a.address for a in accounts])
     store = LocalStore(tmp_path / "blobs")
     initial = encode_weights(ToyLearner(0).current_weights())
     deployment = ChainClient(url, accounts[0]).deploy(
-        [a.address for a in accounts], 5000, proposal_timeout, voting_timeout, True, digest_hex(initial), store.put(initial)
+        [a.address for a in accounts], 5000, proposal_timeout, voting_timeout, True,
+        digest_hex(initial), store.put(initial),
     )
     return Chain(url, accounts, [ChainClient(url, a, deployment.address) for a in accounts], deployment, store)
 
@@ -542,7 +555,7 @@ def _step_until(agent: Agent, condition: Callable[[], bool], what: str, timeout:
         time.sleep(agent.settings.poll_interval)
 
 
-def _votes_of(chain: Chain, index: int, epoch: int) -> List[VoteCast]:
+def _votes_of(chain: Chain, index: int, epoch: int) -> list[VoteCast]:
     voter = chain.accounts[index].address
     return [e for e in chain.events() if isinstance(e, VoteCast) and e.voter == voter and e.epoch == epoch]
 
@@ -552,7 +565,9 @@ def test_a_vote_that_ran_out_of_gas_is_sent_again(anvil: AnvilNode, tmp_path: Pa
     chain = _deploy_in_process(anvil.url, tmp_path)
     chain.propose(0, 0)
     chain.clients[0].vote(0, True, 1)
-    exact = ChainClient(anvil.url, chain.accounts[2], chain.deployment.address, gas_margin=0, gas_extra=0, priority_fee=GWEI)
+    exact = ChainClient(
+        anvil.url, chain.accounts[2], chain.deployment.address, gas_margin=0, gas_extra=0, priority_fee=GWEI
+    )
     agent = chain.agent(2, tmp_path, client=exact)
     agent.start()
     learner1 = ChainClient(anvil.url, chain.accounts[1], chain.deployment.address, priority_fee=2 * GWEI)
@@ -617,7 +632,7 @@ def test_a_proposer_past_its_deadline_does_not_count_a_proposal(anvil: AnvilNode
     events = chain.events()
     assert [e.epoch for e in events if isinstance(e, EpochSkipped)] == [0, 1]
     assert not [e for e in events if isinstance(e, WeightsProposed)]
-    assert getattr(agent.learner, "proposals_made") == 0
+    assert agent.learner.proposals_made == 0
 
 
 def test_restart_with_confirmations_sees_a_vote_not_yet_deep_enough(
@@ -647,7 +662,9 @@ def test_restart_with_confirmations_sees_a_vote_not_yet_deep_enough(
     assert len(_votes_of(chain, 1, 0)) == 1
 
 
-def test_a_vote_already_cast_elsewhere_is_routine(anvil: AnvilNode, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_vote_already_cast_elsewhere_is_routine(
+    anvil: AnvilNode, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # Prepare: the agent lags 2 blocks; the same key votes through another client (a vote sent before a crash).
     chain = _deploy_in_process(anvil.url, tmp_path)
     chain.propose(0, 0)

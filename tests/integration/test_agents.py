@@ -10,7 +10,7 @@ instant mining and with a block every second.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 
@@ -21,15 +21,15 @@ from colearn_chain.services.kubo import KuboNode
 
 pytestmark = pytest.mark.slow
 
-TOY: Dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
+TOY: dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
 EPOCHS = 8
 
 
-def _expected_decisions(reference: List[EpochResult]) -> List[tuple[int, str]]:
+def _expected_decisions(reference: list[EpochResult]) -> list[tuple[int, str]]:
     return [(r.epoch, "accepted" if r.accepted else "rejected") for r in reference]
 
 
-def _expected_votes(reference: List[EpochResult]) -> Dict[int, Dict[int, bool]]:
+def _expected_votes(reference: list[EpochResult]) -> dict[int, dict[int, bool]]:
     return {r.epoch: {j: v for j, v in enumerate(r.vote_flags) if v is not None} for r in reference}
 
 
@@ -68,7 +68,9 @@ def _run_and_compare(
 @pytest.mark.parametrize(
     ("n", "proposer_votes"), [(3, True), (5, False)], ids=["seed-rule-3-learners", "colearn-variant-5-learners"]
 )
-def test_agents_decide_as_the_reference_driver(kubo_node: KuboNode, tmp_path: Path, n: int, proposer_votes: bool) -> None:
+def test_agents_decide_as_the_reference_driver(
+    kubo_node: KuboNode, tmp_path: Path, n: int, proposer_votes: bool
+) -> None:
     with AnvilNode() as anvil:
         _run_and_compare(anvil.url, tmp_path, kubo_node.url, n=n, proposer_votes=proposer_votes)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -26,7 +27,7 @@ def anvil() -> Iterator[AnvilNode]:
         yield node
 
 
-def _deploy(url: str, n: int = 3, *, timeout: int = 30) -> tuple[List[LocalAccount], List[ChainClient]]:
+def _deploy(url: str, n: int = 3, *, timeout: int = 30) -> tuple[list[LocalAccount], list[ChainClient]]:
     accounts = [Account.create() for _ in range(n)]
     fund(url, [a.address for a in accounts])
     deployer = ChainClient(url, accounts[0])
@@ -51,7 +52,9 @@ def test_deploy_views_and_one_epoch(anvil: AnvilNode) -> None:
     model = clients[2].current_model()
     assert (model.digest, model.cid, model.since_epoch) == (NEW_DIGEST, "QmNew", 1)
     state = clients[2].epoch_state()
-    assert (state.epoch, state.phase, state.proposer, state.proposed) == (1, Phase.Proposing, accounts[1].address, False)
+    assert (state.epoch, state.phase, state.proposer, state.proposed) == (
+        1, Phase.Proposing, accounts[1].address, False
+    )
 
 
 def test_reverts_carry_the_custom_error(anvil: AnvilNode) -> None:
@@ -69,7 +72,9 @@ def test_reverts_carry_the_custom_error(anvil: AnvilNode) -> None:
     # Assert
     assert not_proposer.value.name == "NotProposer"
     assert not_proposer.value.args_ == (0, accounts[1].address, accounts[0].address)
-    assert str(not_proposer.value) == f"NotProposer(epoch=0, caller={accounts[1].address}, proposer={accounts[0].address})"
+    assert str(not_proposer.value) == (
+        f"NotProposer(epoch=0, caller={accounts[1].address}, proposer={accounts[0].address})"
+    )
     assert too_early.value.name == "TooEarlyToClose"
     assert not_learner.value.name == "NotLearner"
 
@@ -99,7 +104,7 @@ def test_the_close_that_loses_a_race_in_one_block_reports_wrong_epoch() -> None:
     with AnvilNode(block_time=1) as node:
         _, clients = _deploy(node.url, timeout=1)
         time.sleep(2.5)
-        outcomes: List[object] = []
+        outcomes: list[object] = []
 
         def close(client: ChainClient) -> None:
             try:
@@ -146,7 +151,7 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 10) -> None
         time.sleep(0.02)
 
 
-def _in_thread(call: Callable[[], Any], out: Dict[str, Any], key: str) -> threading.Thread:
+def _in_thread(call: Callable[[], Any], out: dict[str, Any], key: str) -> threading.Thread:
     def run() -> None:
         try:
             out[key] = call()
@@ -172,7 +177,7 @@ def test_a_vote_that_runs_out_of_gas_is_a_failed_transaction_not_a_revert(anvil:
     late, early = exact(accounts[2], 10**9), exact(accounts[1], 2 * 10**9)
     pending = lambda: int(_rpc(clients[0], "txpool_status")["pending"], 16)  # noqa: E731
     _rpc(clients[0], "evm_setAutomine", False)
-    outcomes: Dict[str, Any] = {}
+    outcomes: dict[str, Any] = {}
 
     # Execute
     threads = [_in_thread(lambda: late.vote(0, True, 1), outcomes, "late")]
@@ -202,12 +207,12 @@ def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(anv
     first_tip = client.priority_fee
     assert first_tip is not None
 
-    def pooled_tip() -> Optional[int]:
+    def pooled_tip() -> int | None:
         pool = _rpc(client, "txpool_content")["pending"].get(accounts[0].address.lower(), {})
         return int(pool[str(nonce)]["maxPriorityFeePerGas"], 16) if str(nonce) in pool else None
 
     _rpc(client, "evm_setAutomine", False)
-    outcome: Dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
 
     # Execute
     thread = _in_thread(lambda: client.propose(0, NEW_DIGEST, "QmNew"), outcome, "propose")
@@ -231,17 +236,19 @@ def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(anv
 def test_rate_limits_and_a_lagging_node_are_ridden_out(anvil: AnvilNode) -> None:
     # Prepare: a gateway in front of the node refuses the first few requests of each kind.
     accounts, clients = _deploy(anvil.url)
-    refusals: List[Union[int, Dict[str, Any]]] = [
+    refusals: list[int | dict[str, Any]] = [
         {"error": {"code": -32005, "message": "limit exceeded"}},
         429,
         {"error": {"code": -32000, "message": "header not found"}},
         {"error": {"code": 429, "message": "Too Many Requests"}},
     ]
     with RpcProxy(anvil.url) as proxy:
-        plan: Dict[str, List[Union[int, Dict[str, Any]]]] = {
+        plan: dict[str, list[int | dict[str, Any]]] = {
             "eth_blockNumber": list(refusals), "eth_call": list(refusals), "eth_estimateGas": list(refusals[:2]),
         }
-        proxy.fault = lambda request: plan.get(request.get("method"), []).pop(0) if plan.get(request.get("method")) else None
+        proxy.fault = lambda request: (
+            plan.get(request.get("method"), []).pop(0) if plan.get(request.get("method")) else None
+        )
         client = ChainClient(proxy.url, accounts[1], clients[0].address, backoff=0.01)
 
         # Execute

@@ -11,8 +11,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -81,7 +82,7 @@ def test_pages_epochs_and_serves_one_epoch(served: tuple[ExplorerServer, str, Dr
 
 
 def test_long_poll_wakes_on_a_new_transaction(served: tuple[ExplorerServer, str, Driver]) -> None:
-    server, url, driver = served
+    _, url, driver = served
     _, _, summary = _get(url + "api/summary")
     replies: list[Any] = []
     waiter = threading.Thread(target=lambda: replies.append(_get(url + f"api/events?since={summary['seq']}&wait=20")))
@@ -118,7 +119,7 @@ def test_binds_loopback_only_and_refuses_foreign_hosts(served: tuple[ExplorerSer
 
 
 def test_gas_is_lazy_and_a_history_can_start_mid_way(chain: tuple[str, Driver, Deployment]) -> None:
-    rpc_url, driver, deployment = chain
+    rpc_url, _, deployment = chain
     w3 = connect(rpc_url)
     epoch3_start = History.load(w3, deployment).epoch(3).started_block
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import pytest
 
@@ -26,11 +26,14 @@ from webdriver import Browser, find_browser
 
 pytestmark = pytest.mark.slow
 
-TOY: Dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
+TOY: dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
 N = 3
 EPOCHS = 4
 #: Where the screenshot is also copied, when set (e.g. by CI to keep it as an artifact).
 ARTIFACTS_ENV = "COLEARN_TEST_ARTIFACTS"
+NO_BROWSER = (
+    "the browser test needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)"
+)
 
 #: Every vote cell of the page's grid as {epoch, learner, vote, score, proposer}.
 GRID_JS = """
@@ -43,13 +46,13 @@ return Array.from(document.querySelectorAll('#epochs-body td.vote')).map((td) =>
 }));
 """
 
-Cell = Tuple[str, Any, bool]
+Cell = tuple[str, Any, bool]
 
 
-def _chain_grid(consortium: Consortium, epochs: int) -> Dict[Tuple[int, int], Cell]:
+def _chain_grid(consortium: Consortium, epochs: int) -> dict[tuple[int, int], Cell]:
     """(epoch, learner) -> (approve|reject|missing, score as on chain, is proposer), from the chain's events."""
-    index: Dict[str, int] = {a.address: i for i, a in enumerate(consortium.accounts)}
-    grid: Dict[Tuple[int, int], Cell] = {
+    index: dict[str, int] = {a.address: i for i, a in enumerate(consortium.accounts)}
+    grid: dict[tuple[int, int], Cell] = {
         (e, j): ("missing", None, j == e % N) for e in range(epochs) for j in range(N)
     }
     for vote in consortium.vote_events():
@@ -58,7 +61,7 @@ def _chain_grid(consortium: Consortium, epochs: int) -> Dict[Tuple[int, int], Ce
     return grid
 
 
-def _page_grid(browser: Browser) -> Dict[Tuple[int, int], Cell]:
+def _page_grid(browser: Browser) -> dict[tuple[int, int], Cell]:
     return {(c["epoch"], c["learner"]): (c["vote"], c["score"], c["proposer"]) for c in browser.execute(GRID_JS)}
 
 
@@ -95,7 +98,7 @@ def test_explorer_page_shows_the_chain_votes_and_updates_without_reload(
 ) -> None:
     found = find_browser()
     if found is None:
-        pytest.fail("the browser test needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
+        pytest.fail(NO_BROWSER)
     chromium, chromedriver = found
     with AnvilNode() as anvil:
         # Prepare: four epochs by real agents
@@ -165,13 +168,16 @@ def test_explorer_page_shows_the_chain_votes_and_updates_without_reload(
 
 
 #: Epoch numbers of the rows on screen, top to bottom.
-ROWS_JS = "return Array.from(document.querySelectorAll('#epochs-body tr[data-epoch]')).map((tr) => Number(tr.dataset.epoch))"
+ROWS_JS = (
+    "return Array.from(document.querySelectorAll('#epochs-body tr[data-epoch]'))"
+    ".map((tr) => Number(tr.dataset.epoch))"
+)
 
 
 def test_explorer_pages_through_thousands_of_epochs(tmp_path: Path) -> None:
     found = find_browser()
     if found is None:
-        pytest.fail("the browser test needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
+        pytest.fail(NO_BROWSER)
     epochs = 1200
     with AnvilNode() as anvil:
         # Prepare: 1,200 epochs of real transactions (2 learners), served
@@ -180,7 +186,9 @@ def test_explorer_pages_through_thousands_of_epochs(tmp_path: Path) -> None:
         try:
             with Browser(*found, log_path=tmp_path / "chromedriver.log") as browser:
                 browser.get(url)
-                browser.wait_for(f"return document.body.dataset.ready === '1' && document.body.dataset.epochs === '{epochs + 1}'")
+                browser.wait_for(
+                    f"return document.body.dataset.ready === '1' && document.body.dataset.epochs === '{epochs + 1}'"
+                )
                 newest = browser.execute(ROWS_JS)
 
                 # Execute: older, oldest, a jump, a bigger page
@@ -195,7 +203,8 @@ def test_explorer_pages_through_thousands_of_epochs(tmp_path: Path) -> None:
                 jumped = browser.wait_for(f"const r = (() => {{ {ROWS_JS} }})(); return r.includes(123) && r")
                 unfolded = browser.execute("return !document.querySelector('tr[data-txs-for=\"123\"]').hidden")
                 grid_123 = browser.execute(
-                    "return Array.from(document.querySelectorAll('td.vote[data-epoch=\"123\"]')).map((td) => [td.dataset.vote, td.dataset.score])"
+                    "return Array.from(document.querySelectorAll('td.vote[data-epoch=\"123\"]'))"
+                    ".map((td) => [td.dataset.vote, td.dataset.score])"
                 )
                 browser.execute(
                     "const s = document.getElementById('page-size'); s.value = '250';"
@@ -212,6 +221,7 @@ def test_explorer_pages_through_thousands_of_epochs(tmp_path: Path) -> None:
     assert oldest == list(range(oldest[0], -1, -1)) and len(oldest) <= 50
     assert 123 in jumped and len(jumped) == 50 and unfolded
     record = server.history.epoch(123)
-    assert grid_123 == [["approve" if v.approve else "reject", str(v.score_fixed)] for v in sorted(record.votes, key=lambda v: v.learner_index)]
+    votes_123 = sorted(record.votes, key=lambda v: v.learner_index)
+    assert grid_123 == [["approve" if v.approve else "reject", str(v.score_fixed)] for v in votes_123]
     assert big == list(range(epochs, epochs - 250, -1))
-    assert info == f"epochs {epochs - 249}–{epochs} of {epochs + 1} · page 1 of 5"
+    assert info == f"epochs {epochs - 249}\N{EN DASH}{epochs} of {epochs + 1} · page 1 of 5"

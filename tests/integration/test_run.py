@@ -156,5 +156,5 @@ def test_ctrl_c_stops_everything_the_run_started(tmp_path: Path) -> None:
     code = run.wait(timeout=60)
     # Assert
     assert code == 130, console.read_text()[-2000:]
-    gone, alive = psutil.wait_procs(children, timeout=20)
+    _, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, f"still running after Ctrl-C: {[p.cmdline() for p in alive]}"

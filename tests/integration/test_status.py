@@ -12,8 +12,9 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -57,7 +58,10 @@ def _tx(w3: Web3, tx_hash: Any, block: int) -> dict[str, Any]:
 def _expected(w3: Web3, deployment: Deployment) -> dict[str, Any]:
     """The history as web3's decoder and the receipts tell it, in status --json's shape."""
     contract = w3.eth.contract(address=Web3.to_checksum_address(deployment.address), abi=abi())
-    names = ["EpochStarted", "WeightsProposed", "VoteCast", "ProposalAccepted", "ProposalRejected", "EpochSkipped", "ModelInitialized"]
+    names = [
+        "EpochStarted", "WeightsProposed", "VoteCast", "ProposalAccepted", "ProposalRejected", "EpochSkipped",
+        "ModelInitialized",
+    ]
     logs = []
     for name in names:
         logs += getattr(contract.events, name)().get_logs(from_block=deployment.block)
@@ -80,7 +84,8 @@ def _expected(w3: Web3, deployment: Deployment) -> dict[str, Any]:
                                "approve": args["approve"], "score": args["score"] / 10**18,
                                "score_fixed": str(args["score"]), "tx": _tx(w3, log["transactionHash"], block)})
         else:
-            e["outcome"] = {"ProposalAccepted": "accepted", "ProposalRejected": "rejected", "EpochSkipped": "skipped"}[log["event"]]
+            outcomes = {"ProposalAccepted": "accepted", "ProposalRejected": "rejected", "EpochSkipped": "skipped"}
+            e["outcome"] = outcomes[log["event"]]
             e["approvals"] = args.get("approvals", 0)
             e["rejections"] = args.get("rejections", 0)
             e["close"] = _tx(w3, log["transactionHash"], block)
@@ -90,12 +95,14 @@ def _expected(w3: Web3, deployment: Deployment) -> dict[str, Any]:
         e.setdefault("approvals", sum(v["approve"] for v in e["votes"]))
         e.setdefault("rejections", sum(not v["approve"] for v in e["votes"]))
         txs = {t["hash"]: t["gas_used"] for t in
-               ([e["proposal"]["tx"]] if e["proposal"] else []) + [v["tx"] for v in e["votes"]] + ([e["close"]] if e["close"] else [])}
+               ([e["proposal"]["tx"]] if e["proposal"] else []) + [v["tx"] for v in e["votes"]]
+               + ([e["close"]] if e["close"] else [])}
         e["gas_used"] = sum(txs.values())
         out.append(e)
     accepted = [log for log in logs if log["event"] == "ProposalAccepted"]
     current = (
-        {"digest": Web3.to_hex(accepted[-1]["args"]["digest"]), "cid": accepted[-1]["args"]["cid"], "since_epoch": accepted[-1]["args"]["epoch"] + 1}
+        {"digest": Web3.to_hex(accepted[-1]["args"]["digest"]), "cid": accepted[-1]["args"]["cid"],
+         "since_epoch": accepted[-1]["args"]["epoch"] + 1}
         if accepted else {"digest": deployment.initial_digest, "cid": deployment.initial_cid, "since_epoch": 0}
     )
     return {"epochs": out, "current_model": current, "current_epoch": max(epochs)}
@@ -118,8 +125,12 @@ def _assert_status_matches_chain(rpc_url: str, deployment: Deployment, tmp_path:
     assert summary["current_model"] == expected["current_model"]
     assert summary["current_epoch"] == expected["current_epoch"] == len(status["epochs"]) - 1
     assert summary["learners"] == deployment.learners
-    assert (summary["vote_threshold_bps"], summary["proposal_timeout"], summary["voting_timeout"]) == (5000, TIMEOUT, TIMEOUT)
-    assert summary["initial_model"] == {"digest": deployment.initial_digest, "cid": deployment.initial_cid, "since_epoch": 0}
+    assert (summary["vote_threshold_bps"], summary["proposal_timeout"], summary["voting_timeout"]) == (
+        5000, TIMEOUT, TIMEOUT
+    )
+    assert summary["initial_model"] == {
+        "digest": deployment.initial_digest, "cid": deployment.initial_cid, "since_epoch": 0
+    }
     assert summary["counts"] == {"accepted": 1, "rejected": 2, "skipped": 1, "open": 1}
     assert summary["phase"] == "Voting" and summary["chain_id"] == w3.eth.chain_id
     return status
@@ -155,7 +166,8 @@ def test_status_table_shows_every_vote_transaction_and_the_current_model(anvil_r
     assert result.returncode == 0, result.stderr
     table = result.stdout
     for epoch in status["epochs"]:
-        for tx in [v["tx"] for v in epoch["votes"]] + [t for t in (epoch["proposal"] and epoch["proposal"]["tx"], epoch["close"]) if t]:
+        others = (epoch["proposal"] and epoch["proposal"]["tx"], epoch["close"])
+        for tx in [v["tx"] for v in epoch["votes"]] + [t for t in others if t]:
             assert tx["hash"] in table and f"{tx['gas_used']:,}" in table
         if epoch["proposal"]:
             assert epoch["proposal"]["cid"] in table
@@ -163,7 +175,7 @@ def test_status_table_shows_every_vote_transaction_and_the_current_model(anvil_r
     assert "yes 0.91" in table and "no -0.25" in table and "yes 123.5" in table
     rows = [line.split() for line in table.splitlines() if line[:5].strip().isdigit()]
     assert [row[0] for row in rows] == ["0", "1", "2", "3", "4"]
-    assert [r for r in rows if r[0] == "2"][0][-3:] == ["rejected", "1/1", f"{status['epochs'][2]['gas_used']:,}"]
+    assert next(r for r in rows if r[0] == "2")[-3:] == ["rejected", "1/1", f"{status['epochs'][2]['gas_used']:,}"]
 
 
 def test_status_names_a_dead_rpc_and_a_missing_contract(anvil_run: tuple[str, Deployment]) -> None:
@@ -179,7 +191,8 @@ def test_status_names_a_dead_rpc_and_a_missing_contract(anvil_run: tuple[str, De
 
     assert no_chain.returncode == 2 and f"cannot reach a JSON-RPC endpoint at {dead}" in no_chain.stderr
     assert elapsed < 15, f"a dead RPC took {elapsed:.1f} s to report"
-    assert no_contract.returncode == 2 and f"no contract at {Web3.to_checksum_address(empty_address)}" in no_contract.stderr
+    assert no_contract.returncode == 2
+    assert f"no contract at {Web3.to_checksum_address(empty_address)}" in no_contract.stderr
     assert not_an_address.returncode == 2 and "is not an address" in not_an_address.stderr
     assert "Traceback" not in no_chain.stderr + no_contract.stderr + not_an_address.stderr
 

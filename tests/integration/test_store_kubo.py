@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import ipfshttpclient.exceptions as ipfs_errors
 import numpy as np
@@ -170,7 +170,7 @@ def test_kubo_store_accepts_multiaddr_and_url(kubo_node: KuboNode) -> None:
 
 def test_kubo_node_is_offline_with_no_swarm_and_loopback_api(kubo_node: KuboNode) -> None:
     # Prepare
-    client = KuboStore(kubo_node.api)._client  # noqa: SLF001 - the node's own view of itself
+    client = KuboStore(kubo_node.api)._client
     # Execute
     ident = client.id()
     with pytest.raises(ipfs_errors.ErrorResponse) as swarm_error:

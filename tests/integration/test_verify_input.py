@@ -44,7 +44,8 @@ def test_standard_json_input_reproduces_the_packaged_bytecode(tmp_path: Path) ->
 
     # Execute
     result = subprocess.run(
-        [sys.executable, "-m", "colearn_chain.cli", "verify-input", "--out", str(tmp_path / "verify"), "--deployment", str(record)],
+        [sys.executable, "-m", "colearn_chain.cli", "verify-input",
+         "--out", str(tmp_path / "verify"), "--deployment", str(record)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
 
@@ -63,7 +64,10 @@ def test_standard_json_input_reproduces_the_packaged_bytecode(tmp_path: Path) ->
     assert compiled["evm"]["bytecode"]["object"] == artifact["bytecode"].removeprefix("0x")
     assert compiled["evm"]["deployedBytecode"]["object"] == artifact["deployedBytecode"].removeprefix("0x")
     assert json.loads(compiled["metadata"])["compiler"]["version"] == info["compiler_version"][1:]
-    args = abi_decode(["address[]", "uint256", "uint256", "uint256", "bool", "bytes32", "string"], bytes.fromhex(info["constructor_arguments"]))
+    args = abi_decode(
+        ["address[]", "uint256", "uint256", "uint256", "bool", "bytes32", "string"],
+        bytes.fromhex(info["constructor_arguments"]),
+    )
     deployment = _deployment()
     assert [a.lower() for a in args[0]] == deployment.learners
     assert args[1:5] == (5000, 600, 300, True)

@@ -8,6 +8,7 @@ the test tools' own browser downloads fail on these machines anyway.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import shutil
 import socket
@@ -68,7 +69,10 @@ class Browser:
     def _request(self, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -79,14 +83,15 @@ class Browser:
             raise WebDriverError(f"{method} {path}: {value.get('error')}: {value.get('message', '')[:500]}") from exc
         return payload.get("value")
 
-    def start(self) -> "Browser":
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self._proc = subprocess.Popen(
-            [self.chromedriver, f"--port={self.port}", "--allowed-ips=127.0.0.1"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    def start(self) -> Browser:
+        with contextlib.ExitStack() as files:  # the child keeps its own descriptor of the log
+            out = files.enter_context(open(self.log_path, "ab")) if self.log_path else subprocess.DEVNULL
+            self._proc = subprocess.Popen(
+                [self.chromedriver, f"--port={self.port}", "--allowed-ips=127.0.0.1"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -115,19 +120,19 @@ class Browser:
 
     def stop(self) -> None:
         if self.session:
-            try:
+            with contextlib.suppress(OSError, WebDriverError):
                 self._request("DELETE", f"/session/{self.session}", timeout=20)
-            except (OSError, WebDriverError):
-                pass
             self.session = None
         if self._proc:
             stop_processes([self._proc])
         shutil.rmtree(self.profile, ignore_errors=True)
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # ───────────────────────────── commands

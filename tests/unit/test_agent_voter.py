@@ -135,7 +135,8 @@ def test_state_dir_keeps_every_model_and_names_the_current(tmp_path: Path) -> No
     assert current is not None and current.since_epoch == 4 and current.digest == digest_hex(second)
     weights = state.current_weights()
     assert weights is not None and np.array_equal(weights["w"], np.ones(4))
-    assert sorted(p.name for p in (tmp_path / "state" / "models").iterdir()) == ["epoch-000003.safetensors", "initial.safetensors"]
+    models = sorted(p.name for p in (tmp_path / "state" / "models").iterdir())
+    assert models == ["epoch-000003.safetensors", "initial.safetensors"]
     assert state.blob_for(digest_hex(first)) is None  # only the current model is served
 
 

@@ -36,10 +36,10 @@ def test_same_seed_same_split_other_seed_other_split() -> None:
     b = split_learners("wine", n_learners=3, split="dirichlet", seed=1)
     c = split_learners("wine", n_learners=3, split="dirichlet", seed=2)
     # Assert
-    for x, y in zip(_all_rows(a), _all_rows(b)):
+    for x, y in zip(_all_rows(a), _all_rows(b), strict=True):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a.learners[2].train.x, b.learners[2].train.x)
-    assert not all(np.array_equal(x, y) for x, y in zip(_all_rows(a), _all_rows(c)))
+    assert not all(np.array_equal(x, y) for x, y in zip(_all_rows(a), _all_rows(c), strict=True))
 
 
 def _label_skew(fed) -> float:
@@ -91,7 +91,9 @@ def test_local_scaling_uses_only_the_learners_own_training_data() -> None:
     assert not np.allclose(fed.learners[0].global_test.x, fed.learners[1].global_test.x)
 
 
-@pytest.mark.parametrize("name, shape, classes", [("digits", (1797, 64), 10), ("breast_cancer", (569, 30), 2), ("wine", (178, 13), 3)])
+@pytest.mark.parametrize(
+    "name, shape, classes", [("digits", (1797, 64), 10), ("breast_cancer", (569, 30), 2), ("wine", (178, 13), 3)]
+)
 def test_bundled_datasets_load(name: str, shape: tuple, classes: int) -> None:
     # Execute
     data = load_dataset(name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -22,8 +22,8 @@ class StubLearner(MachineLearningInterface):
         self.vote = vote
         self.weights: Weights = {"w": np.zeros(2)}
         self.proposed = 0
-        self.tested: List[Weights] = []
-        self.accepted: List[Weights] = []
+        self.tested: list[Weights] = []
+        self.accepted: list[Weights] = []
 
     def propose_weights(self) -> Weights:
         self.proposed += 1
@@ -41,7 +41,7 @@ class StubLearner(MachineLearningInterface):
         return {k: v.copy() for k, v in self.weights.items()}
 
 
-def stubs(votes: Sequence[bool]) -> List[StubLearner]:
+def stubs(votes: Sequence[bool]) -> list[StubLearner]:
     return [StubLearner(i, v) for i, v in enumerate(votes)]
 
 
@@ -112,7 +112,8 @@ def test_decision_equals_the_seed_formula_for_every_tally(threshold: float) -> N
     outcomes = []
     # Execute
     for approvals in range(n + 1):
-        outcomes.append(run_one_epoch(0, stubs([i < approvals for i in range(n)]), vote_threshold=round(threshold, 4)).accepted)
+        epoch = run_one_epoch(0, stubs([i < approvals for i in range(n)]), vote_threshold=round(threshold, 4))
+        outcomes.append(epoch.accepted)
     # Assert
     assert outcomes == [a >= n * round(threshold, 4) for a in range(n + 1)]
 
@@ -185,7 +186,7 @@ def test_driver_matches_the_seed_code_on_toy_learners() -> None:
     # Assert
     assert [r.accepted for r in results] == seed_decisions
     assert len(set(seed_decisions)) == 2
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_array_equal(a.current_weights()["w"], b.current_weights()["w"])
 
 

@@ -30,7 +30,9 @@ def test_shapes_depend_only_on_features_classes_and_hidden() -> None:
     mlp = make_model("mlp", 64, 10, hidden=16)
     # Assert
     assert linear.shapes == {"coef": (10, 64), "intercept": (10,)}
-    assert mlp.shapes == {"layer0.weight": (16, 64), "layer0.bias": (16,), "layer1.weight": (10, 16), "layer1.bias": (10,)}
+    assert mlp.shapes == {
+        "layer0.weight": (16, 64), "layer0.bias": (16,), "layer1.weight": (10, 16), "layer1.bias": (10,)
+    }
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp"])
