@@ -30,7 +30,9 @@ def test_shapes_depend_only_on_features_classes_and_hidden() -> None:
     mlp = make_model("mlp", 64, 10, hidden=16)
     # Assert
     assert linear.shapes == {"coef": (10, 64), "intercept": (10,)}
-    assert mlp.shapes == {"layer0.weight": (16, 64), "layer0.bias": (16,), "layer1.weight": (10, 16), "layer1.bias": (10,)}
+    assert mlp.shapes == {
+        "layer0.weight": (16, 64), "layer0.bias": (16,), "layer1.weight": (10, 16), "layer1.bias": (10,)
+    }
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp"])
@@ -86,10 +88,13 @@ def test_scores_come_from_the_vote_part_and_the_test_part() -> None:
 
 
 def test_vote_rule_tolerance() -> None:
-    # Prepare: the current weights scored exactly; a tie approves, a loss within the tolerance approves
-    learner = make_learner(learner_config(**SMALL, vote_tolerance=0.0), 0)
+    # Prepare: the current weights scored exactly; a tie approves, a loss within the tolerance approves.
+    # The worse model is another learner's training (same scale), not the zero start: the vote refuses
+    # a model shrunk to nothing outright, whatever the tolerance.
+    config = learner_config(**SMALL, vote_tolerance=0.0)
+    learner = make_learner(config, 0)
     assert isinstance(learner, ClassifierLearner)
-    current = learner.current_weights()
+    current = make_learner(config, 2).propose_weights()
     trained = learner.propose_weights()
     learner.accept_weights(trained)
     # Execute
