@@ -74,7 +74,8 @@ MAX_GRAD_NORM = 1000.0
 #: that growth up to JOINT_MAX_RMS is always allowed. Honest proposals changed it by 0.93x to 1.8x
 #: (up to 3x only while it was below 0.7, from the initial weights); honest joint RMS never exceeded
 #: 0.69. A rescaled model keeps a linear model's votes, yet scaled down it restarts training from
-#: almost nothing (and starves an MLP of gradients), scaled up it slows all later learning.
+#: almost nothing (and starves an MLP of gradients), scaled up it slows all later learning. Shrinking
+#: a current model whose joint RMS exceeds MAX_RMS is always allowed: that is how training recovers.
 JOINT_SCALE_FACTOR = 2.0
 JOINT_MAX_RMS = 1.0
 #: A proposal must beat guessing (1/k on a vote part with k classes) by this much. It matters only
@@ -281,7 +282,7 @@ def refusal(model: Model, weights: Weights, current: Weights, vote: Split) -> st
         if not np.all(np.isfinite(array)):
             return f"tensor {name!r} holds NaN or infinite values"
     joint, now_joint = _joint_rms(weights), _joint_rms(current)
-    if joint * JOINT_SCALE_FACTOR < now_joint:
+    if joint * JOINT_SCALE_FACTOR < now_joint <= MAX_RMS:  # above MAX_RMS, shrinking is the way back
         return f"the weights' joint RMS {joint:.3g} is below 1/{JOINT_SCALE_FACTOR:g} of the current {now_joint:.3g}"
     if joint > max(JOINT_SCALE_FACTOR * now_joint, JOINT_MAX_RMS):
         return (f"the weights' joint RMS {joint:.3g} exceeds max({JOINT_SCALE_FACTOR:g} x the current "
@@ -430,10 +431,19 @@ class ClassifierLearner(MachineLearningInterface):
         self._current_vote_score = self._vote_score(self._weights)
 
     def propose_weights(self) -> Weights:
-        """Train a copy of the current weights on the training part; the current weights stay as they are."""
+        """Train a copy of the current weights on the training part; the current weights stay as they are.
+
+        A current model with a tensor beyond MAX_RMS was forced on the consortium (honest training and
+        honest votes never get there): training starts from it shrunk plus the initial weights, whose
+        randomness separates hidden units a hostile model made identical (a constant MLP never learns).
+        """
         rng = np.random.default_rng([self.seed, self.index, _PROPOSE, self.proposals_made])
         self.proposals_made += 1
-        return train(self.model, self._weights, self.data.train, self.training, rng)
+        start = self._weights
+        if any(rms(v) > MAX_RMS for v in start.values()):
+            initial = self.model.init(np.random.default_rng([self.seed, _INIT]))
+            start = {k: v + initial[k] for k, v in _bounded_start(start).items()}
+        return train(self.model, start, self.data.train, self.training, rng)
 
     def test_weights(self, weights: Weights) -> ProposedWeights:
         """Vote score on the vote part decides, unless :func:`refusal` rejects the weights outright (with its reason).
