@@ -107,7 +107,7 @@ MAGNITUDES = st.builds(
 
 @pytest.mark.parametrize("model", ["linear", "mlp"])
 @pytest.mark.parametrize("attack_epoch", [0, 3])
-@settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(KINDS), magnitude=MAGNITUDES, seed=st.integers(0, 2**32 - 1))
 # the attack, global - 5 * (local - global), and attacks that honest voters do adopt after
 # 3 epochs (scaled 1.9x: both models; perturbed by 0.03: the MLP), so the recovery branch always runs
