@@ -25,9 +25,9 @@ once passed such a vote and left every later honest proposal non-finite. So:
 
 * a voter refuses, with a reason, weights that are non-finite, give non-finite outputs on its vote
   part, have a tensor whose RMS exceeds ``max(SCALE_GROWTH * its current RMS, MAX_RMS)``, or
-  rescale the whole model by more than ``JOINT_SCALE_FACTOR`` (:func:`refusal`); and, while the
-  current model is no better than guessing, weights that are not better than guessing either
-  (``GUESS_MARGIN``: else random, constant or vanishing weights pass an epoch-0 vote);
+  rescale the whole model by more than ``JOINT_SCALE_FACTOR`` (:func:`refusal`); and weights
+  that score no better than guessing (``GUESS_MARGIN``), which matters only while the current model
+  is no better either, as at epoch 0, where random, constant or vanishing weights would pass;
 * local training starts from the current weights with every tensor shrunk to RMS <= ``MAX_RMS``
   (it never is in honest runs) and clips each step's gradient norm to ``MAX_GRAD_NORM`` (never
   reached in honest runs either), so honest training from *any* accepted model stays finite and
@@ -81,9 +81,9 @@ MAX_GRAD_NORM = 1000.0
 #: a current model whose joint RMS exceeds MAX_RMS is always allowed: that is how training recovers.
 JOINT_SCALE_FACTOR = 2.0
 JOINT_MAX_RMS = 1.0
-#: A proposal must beat guessing (1/k on a vote part with k classes) by this much. It matters only
-#: while the current model is itself no better than guessing (epoch 0), when "no worse than the
-#: current model" would let random, constant or tiny weights in.
+#: A proposal must beat guessing (1/k on a vote part with k >= 2 classes) by this much. It matters
+#: only while the current model is itself about as bad (epoch 0), when "no worse than the current
+#: model" would let random, constant or tiny weights in.
 GUESS_MARGIN = 0.05
 
 
