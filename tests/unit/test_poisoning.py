@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,10 +36,10 @@ from colearn_chain.driver import run
 from colearn_chain.learners import make_learners
 from colearn_chain.learners.baselines import global_test_accuracy
 from colearn_chain.learners.sklearn import MAX_RMS, ClassifierLearner, refusal, rms
-from colearn_chain.mli import MachineLearningInterface
+from colearn_chain.mli import MachineLearningInterface, ProposedWeights
 from colearn_chain.typing import Weights
 
-CONSORTIUM = {"n_learners": 5, "dataset": "digits", "split": "dirichlet", "alpha": 0.5, "seed": 0}
+CONSORTIUM: dict[str, Any] = {"n_learners": 5, "dataset": "digits", "split": "dirichlet", "alpha": 0.5, "seed": 0}
 RECOVERY_EPOCHS = 5
 RECOVERY_GAP = 0.05
 FLOAT_MAX = float(np.finfo(np.float64).max)
@@ -248,7 +249,7 @@ def test_a_refusal_reaches_the_driver_result() -> None:
         def propose_weights(self) -> Weights:
             return _copy(huge)
 
-        def test_weights(self, weights: Weights):  # type: ignore[no-untyped-def]
+        def test_weights(self, weights: Weights) -> ProposedWeights:
             return learners[1].test_weights(weights)
 
         def accept_weights(self, weights: Weights) -> None:

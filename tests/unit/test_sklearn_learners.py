@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,11 +12,11 @@ from colearn_chain.driver import run, run_one_epoch
 from colearn_chain.exceptions import WeightsMismatch
 from colearn_chain.learners import SKLEARN_DEFAULTS, learner_config, make_learner, make_learners
 from colearn_chain.learners.baselines import centralized, collective, global_test_accuracy, solo
-from colearn_chain.learners.sklearn import MLP, ClassifierLearner, SoftmaxRegression, VoteRule, make_model, score
+from colearn_chain.learners.sklearn import MLP, ClassifierLearner, Model, SoftmaxRegression, VoteRule, make_model, score
 from colearn_chain.mli import MachineLearningInterface, ProposedWeights
 from colearn_chain.typing import Weights
 
-SMALL = {"n_learners": 3, "dataset": "digits", "split": "dirichlet", "alpha": 0.5, "seed": 0}
+SMALL: dict[str, Any] = {"n_learners": 3, "dataset": "digits", "split": "dirichlet", "alpha": 0.5, "seed": 0}
 
 
 def _assert_same(a: Weights, b: Weights) -> None:
@@ -173,7 +174,7 @@ def test_wrong_weights_raise_weights_mismatch() -> None:
 
 
 @pytest.mark.parametrize("model", [SoftmaxRegression(5, 3), MLP(5, 3, hidden=4)])
-def test_gradients_match_finite_differences(model) -> None:
+def test_gradients_match_finite_differences(model: Model) -> None:
     # Prepare
     rng = np.random.default_rng(0)
     w = {k: rng.normal(size=s) for k, s in model.shapes.items()}
