@@ -21,12 +21,15 @@ class ProposedWeights:
 
     ``vote_score`` is measured on the learner's vote split and decides ``vote``;
     ``test_score`` is measured on its separate test split and is only reported.
+    ``reason`` says why the learner refused the weights outright (e.g. non-finite or far outside the
+    current model's scale) whatever their scores, so an agent can log it; None for an ordinary vote.
     """
 
     weights: Weights
     vote_score: float
     test_score: float
     vote: bool
+    reason: str | None = None
 
 
 class MachineLearningInterface(abc.ABC):

@@ -18,13 +18,36 @@ Votes follow a :class:`VoteRule`: a metric on the learner's vote part, compared 
 metric of the current weights, approving when the proposal is not worse by more than a tolerance.
 The defaults were chosen with ``bench/learning.py`` (see the module docstring of
 :mod:`colearn_chain.learners`).
+
+Poisoning cannot stick. A score alone cannot protect an untrained model: at epoch 0 almost anything
+scores as badly as the initial weights, and weights of 1e308 (finite, but every logit overflows)
+once passed such a vote and left every later honest proposal non-finite. So:
+
+* a voter refuses, with a reason, weights that are non-finite, give non-finite outputs on its vote
+  part, have a tensor whose RMS exceeds ``max(SCALE_GROWTH * its current RMS, MAX_RMS)``, or
+  rescale the whole model by more than ``JOINT_SCALE_FACTOR`` (:func:`refusal`); and weights
+  that score no better than guessing (``GUESS_MARGIN``), which matters only while the current model
+  is no better either, as at epoch 0, where random, constant or vanishing weights would pass;
+* local training starts from the current weights with every tensor shrunk to RMS <= ``MAX_RMS``
+  (it never is in honest runs) and clips each step's gradient norm to ``MAX_GRAD_NORM`` (never
+  reached in honest runs either), so honest training from *any* accepted model stays finite and
+  the next honest proposal leaves a poisoned model behind.
+
+The bounds come from ``bench/honest_scale.py`` (4 datasets x iid/Dirichlet 0.5 x both models x
+3 seeds x 20 epochs): honest tensors never exceeded an RMS of 1.9, the whole model 0.69, honest
+gradient norms 110; see each constant. ``bench/learning.py`` then prints the same numbers as before
+these guards except where the guessing floor changed a few epoch-0 votes under label skew:
+wine Dirichlet linear 0.944 -> 0.935, mnist1d Dirichlet linear 0.278 -> 0.283 and MLP 0.318 -> 0.311
+(means over 3 seeds; within seed noise), the other 13 cells bit-for-bit; digits (the README's table
+and ``--sweep``) is unchanged. The floor also refuses a lone learner's guess-level proposals, so the
+solo baselines of wine fell (iid linear 0.926 -> 0.900, Dirichlet 0.720 / 0.700 -> 0.648 / 0.643).
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Dict, Literal, Optional, Tuple
+from typing import Literal
 
 import numpy as np
 
@@ -34,9 +57,34 @@ from ..typing import Weights
 from .data import LearnerData, Split
 
 Metric = Literal["accuracy", "balanced_accuracy", "log_loss"]
-METRICS: Tuple[str, ...] = ("accuracy", "balanced_accuracy", "log_loss")
+METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "log_loss")
 _INIT, _PROPOSE = 0, 1
 _EPS = 1e-12
+
+#: The largest root-mean-square value of a tensor that needs no justification: a voter accepts any
+#: tensor up to it, and local training shrinks a start tensor above it back to it. Honest training
+#: reached at most 1.9 (a bias; weight matrices 1.2), so 4 leaves 2x headroom.
+MAX_RMS = 4.0
+#: Beyond MAX_RMS a proposal's tensor may be at most this many times its current RMS. Honest tensors
+#: never get there, so this only paces a model that was forced beyond it (its joint RMS, below, is
+#: the tighter bound for whole-model rescaling).
+SCALE_GROWTH = 4.0
+#: Each local step's gradient (loss, l2 and proximal terms together) is clipped to this norm.
+#: Honest steps reached 110 (mnist1d MLP), so honest training is unchanged; it bounds every step
+#: when the start is hostile, so the weights cannot blow up within a proposal.
+MAX_GRAD_NORM = 1000.0
+#: The RMS of all tensors together ("joint") may change by at most this factor in one proposal, except
+#: that growth up to JOINT_MAX_RMS is always allowed. Honest proposals changed it by 0.93x to 3x, by
+#: more than 1.7x only while it was below 0.7 (early epochs); honest joint RMS never exceeded 0.69.
+#: A rescaled model keeps a linear model's votes, yet scaled down it restarts training from
+#: almost nothing (and starves an MLP of gradients), scaled up it slows all later learning. Shrinking
+#: a current model whose joint RMS exceeds MAX_RMS is always allowed: that is how training recovers.
+JOINT_SCALE_FACTOR = 2.0
+JOINT_MAX_RMS = 1.0
+#: A proposal must beat guessing (1/k on a vote part with k >= 2 classes) by this much. It matters
+#: only while the current model is itself about as bad (epoch 0), when "no worse than the current
+#: model" would let random, constant or tiny weights in.
+GUESS_MARGIN = 0.05
 
 
 # ----------------------------------------------------------------------------- settings
@@ -57,7 +105,7 @@ class TrainingConfig:
     prox: float = 0.1
     l2: float = 1e-4
     mask_absent_classes: bool = True
-    class_weight: Optional[Literal["balanced"]] = "balanced"
+    class_weight: Literal["balanced"] | None = "balanced"
 
     def __post_init__(self) -> None:
         if self.local_epochs < 1 or self.batch_size < 1:
@@ -100,7 +148,7 @@ class Model(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def shapes(self) -> Dict[str, Tuple[int, ...]]:
+    def shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every tensor (all float64)."""
 
     @abc.abstractmethod
@@ -116,7 +164,7 @@ class Model(abc.ABC):
         """Gradient of the loss with respect to each tensor, given its gradient w.r.t. the logits."""
 
     def check(self, weights: Weights) -> Weights:
-        """Return ``weights`` if names, shapes and dtypes fit this model, else raise WeightsMismatch saying what differs."""
+        """Return ``weights`` if names, shapes and dtypes fit this model, else raise WeightsMismatch saying why."""
         expected = self.shapes
         if set(weights) != set(expected):
             missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
@@ -132,14 +180,15 @@ class SoftmaxRegression(Model):
     """Multinomial logistic regression: ``logits = x @ coef.T + intercept`` (scikit-learn's layout)."""
 
     @property
-    def shapes(self) -> Dict[str, Tuple[int, ...]]:
+    def shapes(self) -> dict[str, tuple[int, ...]]:
         return {"coef": (self.n_classes, self.n_features), "intercept": (self.n_classes,)}
 
     def init(self, rng: np.random.Generator) -> Weights:
         return {name: np.zeros(shape) for name, shape in self.shapes.items()}
 
     def logits(self, w: Weights, x: np.ndarray) -> np.ndarray:
-        return x @ w["coef"].T + w["intercept"]
+        z: np.ndarray = x @ w["coef"].T + w["intercept"]
+        return z
 
     def backward(self, w: Weights, x: np.ndarray, dlogits: np.ndarray) -> Weights:
         return {"coef": dlogits.T @ x, "intercept": dlogits.sum(axis=0)}
@@ -155,7 +204,7 @@ class MLP(Model):
         self.hidden = hidden
 
     @property
-    def shapes(self) -> Dict[str, Tuple[int, ...]]:
+    def shapes(self) -> dict[str, tuple[int, ...]]:
         f, h, c = self.n_features, self.hidden, self.n_classes
         return {"layer0.weight": (h, f), "layer0.bias": (h,), "layer1.weight": (c, h), "layer1.bias": (c,)}
 
@@ -169,10 +218,12 @@ class MLP(Model):
         }
 
     def _hidden(self, w: Weights, x: np.ndarray) -> np.ndarray:
-        return np.maximum(x @ w["layer0.weight"].T + w["layer0.bias"], 0.0)
+        h: np.ndarray = np.maximum(x @ w["layer0.weight"].T + w["layer0.bias"], 0.0)
+        return h
 
     def logits(self, w: Weights, x: np.ndarray) -> np.ndarray:
-        return self._hidden(w, x) @ w["layer1.weight"].T + w["layer1.bias"]
+        z: np.ndarray = self._hidden(w, x) @ w["layer1.weight"].T + w["layer1.bias"]
+        return z
 
     def backward(self, w: Weights, x: np.ndarray, dlogits: np.ndarray) -> Weights:
         h = self._hidden(w, x)
@@ -194,22 +245,111 @@ def make_model(name: str, n_features: int, n_classes: int, *, hidden: int = 32) 
     raise ValueError(f"unknown model {name!r}; choose 'linear' or 'mlp'")
 
 
+# ----------------------------------------------------------------------------- guards
+def rms(array: np.ndarray) -> float:
+    """Root mean square of ``array``, without overflow for huge finite values; inf if any value is non-finite."""
+    if array.size == 0:
+        return 0.0
+    if not np.all(np.isfinite(array)):
+        return float("inf")
+    peak = float(np.max(np.abs(array)))
+    if peak == 0.0:
+        return 0.0
+    return peak * float(np.sqrt(np.mean(np.square(array / peak))))
+
+
+def _joint_rms(weights: Weights) -> float:
+    return rms(np.concatenate([w.ravel() for w in weights.values()]))
+
+
+def chance_score(metric: Metric, y: np.ndarray) -> float | None:
+    """The score of guessing among the ``k`` classes present in ``y`` (1/k, log-loss -log k); None if k < 2.
+
+    With a single class a vote part cannot tell a model from a constant guess, so there is no floor.
+    """
+    k = len(np.unique(y))
+    if k < 2:
+        return None
+    return -float(np.log(k)) if metric == "log_loss" else 1.0 / k
+
+
+def _logits(model: Model, weights: Weights, x: np.ndarray) -> np.ndarray:
+    """Class scores without overflow warnings: hostile weights may overflow, callers check finiteness."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return model.logits(weights, x)
+
+
+def refusal(model: Model, weights: Weights, current: Weights, vote: Split) -> str | None:
+    """Why ``weights`` must be rejected whatever they score, or None; see the module docstring."""
+    for name, array in weights.items():
+        if not np.all(np.isfinite(array)):
+            return f"tensor {name!r} holds NaN or infinite values"
+    joint, now_joint = _joint_rms(weights), _joint_rms(current)
+    if joint * JOINT_SCALE_FACTOR < now_joint <= MAX_RMS:  # above MAX_RMS, shrinking is the way back
+        return f"the weights' joint RMS {joint:.3g} is below 1/{JOINT_SCALE_FACTOR:g} of the current {now_joint:.3g}"
+    if joint > max(JOINT_SCALE_FACTOR * now_joint, JOINT_MAX_RMS):
+        return (f"the weights' joint RMS {joint:.3g} exceeds max({JOINT_SCALE_FACTOR:g} x the current "
+                f"{now_joint:.3g}, {JOINT_MAX_RMS:g})")
+    for name, array in weights.items():
+        size, now = rms(array), rms(current[name])
+        bound = max(SCALE_GROWTH * now, MAX_RMS)
+        if size > bound:
+            return (f"tensor {name!r} has RMS {size:.3g}, beyond the bound {bound:.3g} "
+                    f"(max({SCALE_GROWTH:g} x the current {now:.3g}, {MAX_RMS:g}))")
+    z = _logits(model, weights, vote.x)
+    if not np.all(np.isfinite(z)) or not np.all(np.isfinite(_softmax(z))):
+        return "the weights give non-finite outputs on the vote part"
+    return None
+
+
+def _bounded_start(weights: Weights) -> Weights:
+    """A finite copy of ``weights``, each tensor's RMS at most MAX_RMS (direction kept); honest ones unchanged."""
+    out = {}
+    for name, array in weights.items():
+        finite = np.nan_to_num(array, nan=0.0, posinf=np.finfo(np.float64).max, neginf=np.finfo(np.float64).min)
+        size = rms(finite)
+        if size > MAX_RMS:
+            peak = float(np.max(np.abs(finite)))
+            unit = finite / peak  # in [-1, 1]: squaring cannot overflow
+            finite = unit * (MAX_RMS / float(np.sqrt(np.mean(np.square(unit)))))
+        out[name] = finite
+    return out
+
+
+def _clip(grads: Weights, max_norm: float) -> Weights:
+    """Scale ``grads`` down so their joint norm is at most ``max_norm``; unchanged below it."""
+    with np.errstate(over="ignore"):
+        squared = sum(float(np.vdot(g, g)) for g in grads.values())
+    if squared <= max_norm * max_norm:  # the honest case: one dot product per tensor
+        return grads
+    flat = np.concatenate([g.ravel() for g in grads.values()])
+    norm = rms(flat) * float(np.sqrt(flat.size))  # exact even where the squares overflowed
+    return {k: g * (max_norm / norm) for k, g in grads.items()}
+
+
 # ----------------------------------------------------------------------------- metrics
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    p: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return p
 
 
 def score(model: Model, weights: Weights, split: Split, metric: Metric) -> float:
-    """``metric`` of ``weights`` on ``split``, higher is better (log-loss is negated)."""
+    """``metric`` of ``weights`` on ``split``, higher is better (log-loss is negated).
+
+    A sample whose class scores are not all finite counts as wrong (log-loss: probability ~0), so
+    hostile weights get a finite, bad score rather than NaN.
+    """
     if len(split) == 0:
         return 0.0
-    z = model.logits(weights, split.x)
+    z = _logits(model, weights, split.x)
+    finite = np.all(np.isfinite(z), axis=1)
+    z = np.where(finite[:, None], z, 0.0)
     if metric == "log_loss":
-        p = _softmax(z)[np.arange(len(split)), split.y]
+        p = np.where(finite, _softmax(z)[np.arange(len(split)), split.y], 0.0)
         return -float(np.mean(-np.log(np.clip(p, _EPS, 1.0))))
-    correct = np.argmax(z, axis=1) == split.y
+    correct = (np.argmax(z, axis=1) == split.y) & finite
     if metric == "accuracy":
         return float(np.mean(correct))
     if metric == "balanced_accuracy":
@@ -225,7 +365,13 @@ def train(
     config: TrainingConfig,
     rng: np.random.Generator,
 ) -> Weights:
-    """Return new weights after ``config.local_epochs`` passes from ``start``; ``start`` is not modified."""
+    """Return new weights after ``config.local_epochs`` passes from ``start``; ``start`` is not modified.
+
+    Training starts from ``start`` shrunk to the honest scale and clips every step's gradient (see
+    the module docstring), so the result is finite from any finite ``start``; honest starts and
+    steps are far inside both bounds and train exactly as without them.
+    """
+    start = _bounded_start(start)
     w = {k: v.copy() for k, v in start.items()}
     velocity = {k: np.zeros_like(v) for k, v in w.items()}
     n = len(data)
@@ -248,8 +394,8 @@ def train(
             p[np.arange(len(batch)), data.y[batch]] -= 1.0
             dlogits = p * (sample_weight[batch] / len(batch))[:, None]
             grads = model.backward(w, data.x[batch], dlogits)
-            for k in w:
-                g = grads[k] + config.l2 * w[k] + config.prox * (w[k] - start[k])
+            steps = _clip({k: grads[k] + config.l2 * w[k] + config.prox * (w[k] - start[k]) for k in w}, MAX_GRAD_NORM)
+            for k, g in steps.items():
                 velocity[k] = config.momentum * velocity[k] + g
                 w[k] -= config.learning_rate * velocity[k]
     return w
@@ -288,18 +434,36 @@ class ClassifierLearner(MachineLearningInterface):
         self._current_vote_score = self._vote_score(self._weights)
 
     def propose_weights(self) -> Weights:
-        """Train a copy of the current weights on the training part; the current weights stay as they are."""
+        """Train a copy of the current weights on the training part; the current weights stay as they are.
+
+        A current model with a tensor beyond MAX_RMS was forced on the consortium (honest training and
+        honest votes never get there): training starts from it shrunk plus the initial weights, whose
+        randomness separates hidden units a hostile model made identical (a constant MLP never learns).
+        """
         rng = np.random.default_rng([self.seed, self.index, _PROPOSE, self.proposals_made])
         self.proposals_made += 1
-        return train(self.model, self._weights, self.data.train, self.training, rng)
+        start = self._weights
+        if any(rms(v) > MAX_RMS for v in start.values()):
+            initial = self.model.init(np.random.default_rng([self.seed, _INIT]))
+            start = {k: v + initial[k] for k, v in _bounded_start(start).items()}
+        return train(self.model, start, self.data.train, self.training, rng)
 
     def test_weights(self, weights: Weights) -> ProposedWeights:
-        """Vote score on the vote part decides; test score (accuracy) on the separate test part is reported."""
+        """Vote score on the vote part decides, unless :func:`refusal` rejects the weights outright (with its reason).
+
+        The test score (accuracy) on the separate test part is only reported.
+        """
         self.model.check(weights)
         vote_score = self._vote_score(weights)
         test_score = score(self.model, weights, self.data.test, "accuracy")
-        vote = vote_score >= self._current_vote_score - self.vote_rule.tolerance
-        return ProposedWeights(weights=weights, vote_score=vote_score, test_score=test_score, vote=bool(vote))
+        reason = refusal(self.model, weights, self._weights, self.data.vote)
+        chance = chance_score(self.vote_rule.metric, self.data.vote.y)
+        if reason is None and chance is not None and vote_score <= chance + GUESS_MARGIN:
+            reason = f"vote score {vote_score:.3g} is no better than guessing ({chance:.3g} + {GUESS_MARGIN:g})"
+        vote = reason is None and vote_score >= self._current_vote_score - self.vote_rule.tolerance
+        return ProposedWeights(
+            weights=weights, vote_score=vote_score, test_score=test_score, vote=bool(vote), reason=reason
+        )
 
     def accept_weights(self, weights: Weights) -> None:
         """Adopt a private copy of ``weights`` and remember their vote score for the next comparison."""
@@ -310,7 +474,9 @@ class ClassifierLearner(MachineLearningInterface):
         """Return a copy of the current weights."""
         return {k: v.copy() for k, v in self._weights.items()}
 
-    def evaluate(self, split: Optional[Split] = None, metric: Metric = "accuracy", weights: Optional[Weights] = None) -> float:
+    def evaluate(
+        self, split: Split | None = None, metric: Metric = "accuracy", weights: Weights | None = None
+    ) -> float:
         """Score the current (or given) weights on ``split``, by default the global held-out test set."""
         return score(self.model, self._weights if weights is None else weights,
                      self.data.global_test if split is None else split, metric)

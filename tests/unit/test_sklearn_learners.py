@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,11 +12,11 @@ from colearn_chain.driver import run, run_one_epoch
 from colearn_chain.exceptions import WeightsMismatch
 from colearn_chain.learners import SKLEARN_DEFAULTS, learner_config, make_learner, make_learners
 from colearn_chain.learners.baselines import centralized, collective, global_test_accuracy, solo
-from colearn_chain.learners.sklearn import MLP, ClassifierLearner, SoftmaxRegression, VoteRule, make_model, score
+from colearn_chain.learners.sklearn import MLP, ClassifierLearner, Model, SoftmaxRegression, VoteRule, make_model, score
 from colearn_chain.mli import MachineLearningInterface, ProposedWeights
 from colearn_chain.typing import Weights
 
-SMALL = {"n_learners": 3, "dataset": "digits", "split": "dirichlet", "alpha": 0.5, "seed": 0}
+SMALL: dict[str, Any] = {"n_learners": 3, "dataset": "digits", "split": "dirichlet", "alpha": 0.5, "seed": 0}
 
 
 def _assert_same(a: Weights, b: Weights) -> None:
@@ -88,10 +89,13 @@ def test_scores_come_from_the_vote_part_and_the_test_part() -> None:
 
 
 def test_vote_rule_tolerance() -> None:
-    # Prepare: the current weights scored exactly; a tie approves, a loss within the tolerance approves
-    learner = make_learner(learner_config(**SMALL, vote_tolerance=0.0), 0)
+    # Prepare: the current weights scored exactly; a tie approves, a loss within the tolerance approves.
+    # The worse model is another learner's training (same scale), not the zero start: the vote refuses
+    # a model shrunk to nothing outright, whatever the tolerance.
+    config = learner_config(**SMALL, vote_tolerance=0.0)
+    learner = make_learner(config, 0)
     assert isinstance(learner, ClassifierLearner)
-    current = learner.current_weights()
+    current = make_learner(config, 2).propose_weights()
     trained = learner.propose_weights()
     learner.accept_weights(trained)
     # Execute
@@ -170,7 +174,7 @@ def test_wrong_weights_raise_weights_mismatch() -> None:
 
 
 @pytest.mark.parametrize("model", [SoftmaxRegression(5, 3), MLP(5, 3, hidden=4)])
-def test_gradients_match_finite_differences(model) -> None:
+def test_gradients_match_finite_differences(model: Model) -> None:
     # Prepare
     rng = np.random.default_rng(0)
     w = {k: rng.normal(size=s) for k, s in model.shapes.items()}
