@@ -18,7 +18,8 @@ huge, sign_flip, label_flip, free_rider, collude2 (two sign-flipping colluders; 
 each other and reject every honest proposal). Attackers sit at learner index 0 (and 1): the first proposal, against the untrained model, is theirs.
 
 Prints one JSON object ``{dataset: {system: {attack: mean honest final test accuracy}}}`` (mean over the
-seeds), then a Markdown table. Needs Flower (``pip install flwr==1.42.0``): brownie pins versions Flower
+seeds), a second with how many of the attackers' proposals voting accepted, then Markdown tables (counts
+in parentheses are of proposals that are not malicious: a free rider's or a label-flipper's). Needs Flower (``pip install flwr==1.42.0``): brownie pins versions Flower
 does not accept, so `make bench-setup` puts it in its own ``.venv-bench``.
 
     .venv-bench/bin/python bench/attacks.py                       # digits, wine, mnist1d; linear
@@ -72,11 +73,18 @@ def _honest_accuracy(learners: Sequence[MachineLearningInterface], weights: Sequ
     return float(np.mean(scores))
 
 
-def run_voting(config: dict[str, Any], attack: str, epochs: int) -> float:
+#: Attacks whose every proposal is malicious: under voting none of them should be accepted.
+MALICIOUS = ("random", "huge", "sign_flip", "collude2")
+
+
+def run_voting(config: dict[str, Any], attack: str, epochs: int) -> tuple[float, int, int]:
+    """Honest accuracy, and how many of the attackers' proposals were accepted of how many they made."""
     learners = _learners(config, attack)
     with np.errstate(all="ignore"):
-        driver.run(learners, epochs)
-    return _honest_accuracy(learners, [ln.current_weights() for ln in learners], attack)
+        results = driver.run(learners, epochs)
+    theirs = [r for r in results if r.proposer in _attackers(attack)]
+    accuracy = _honest_accuracy(learners, [ln.current_weights() for ln in learners], attack)
+    return accuracy, sum(r.accepted for r in theirs), len(theirs)
 
 
 def _flower(system: str, n_bad: int) -> Callable[[list[tuple[list[np.ndarray], int]]], list[np.ndarray]]:
@@ -124,26 +132,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds = args.epochs if args.budget == "rounds" else max(1, args.epochs // N_LEARNERS)
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.learner_option)}
     table: dict[str, dict[str, dict[str, float]]] = {}
+    accepted: dict[str, dict[str, str]] = {}
     started = time.monotonic()
     for dataset in args.datasets:
         table[dataset] = {}
+        accepted[dataset] = {}
         for system in args.systems:
             table[dataset][system] = {}
             for attack in args.attacks:
                 scores = []
+                taken = made = 0
                 for seed in args.seeds:
                     config = learner_config(
                         "sklearn", dataset=dataset, model=args.model, split="dirichlet", alpha=0.5, seed=seed,
                         n_learners=N_LEARNERS, **options,
                     )
                     if system == "voting":
-                        scores.append(run_voting(config, attack, args.epochs))
+                        score, n_accepted, n_made = run_voting(config, attack, args.epochs)
+                        scores.append(score)
+                        taken, made = taken + n_accepted, made + n_made
                     else:
                         scores.append(run_federated(config, attack, system, rounds))
                 table[dataset][system][attack] = round(float(np.mean(scores)), 4)
+                if system == "voting" and attack != "none":
+                    accepted[dataset][attack] = f"{taken}/{made}"
                 print(f"[{time.monotonic() - started:6.0f} s] {dataset:8} {system:7} {attack:11} "
                       f"{table[dataset][system][attack]:.3f}", file=sys.stderr, flush=True)
     print(json.dumps(table))
+    print(json.dumps({"attackers_proposals_accepted_under_voting": accepted}))
     for dataset, systems in table.items():
         print(f"\n{dataset} ({args.model}, Dirichlet 0.5, {N_LEARNERS} learners, seeds {args.seeds}, "
               f"{args.epochs} epochs; federated: {rounds} rounds)\n")
@@ -151,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("|---|" + "---|" * len(args.attacks))
         for system, row in systems.items():
             print(f"| {system} | " + " | ".join(f"{row[a]:.3f}" for a in args.attacks) + " |")
+        if dataset in accepted and accepted[dataset]:
+            print("| voting: attackers' proposals accepted | " + " | ".join(
+                accepted[dataset].get(a, "-") if a in MALICIOUS else f"({accepted[dataset].get(a, '-')})"
+                for a in args.attacks) + " |")
     return 0
 
 
