@@ -30,7 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple
 
 from .decision import is_accepted, threshold_to_bps, voter_count
-from .mli import MachineLearningInterface, ProposedWeights, check_proposed, check_weights
+from .mli import (
+    MachineLearningInterface,
+    ProposedWeights,
+    check_proposed,
+    check_weights,
+    copy_weights,
+)
 from .typing import Weights
 
 logger = logging.getLogger(__name__)
@@ -61,11 +67,6 @@ class EpochResult:
 def proposer_index(epoch_index: int, n_learners: int) -> int:
     """The seed's proposer rule: learners take turns in their given order."""
     return epoch_index % n_learners
-
-
-def copy_weights(weights: Weights) -> Weights:
-    """Return an independent copy, so no two learners ever share (and mutate) the same arrays."""
-    return {name: array.copy() for name, array in weights.items()}
 
 
 def run_one_epoch(

@@ -6,7 +6,13 @@ adopted model in its state directory (:mod:`.state`).
 
 from .loop import Agent, AgentError, AgentSettings
 from .state import SavedModel, StateDir
-from .voter import INVALID_PROPOSAL_SCORE, SCORE_SCALE, Verdict, evaluate_proposal, to_fixed_point
+from .voter import (
+    INVALID_PROPOSAL_SCORE,
+    SCORE_SCALE,
+    Verdict,
+    evaluate_proposal,
+    to_fixed_point,
+)
 
 __all__ = [
     "INVALID_PROPOSAL_SCORE",

@@ -10,16 +10,22 @@ loop asks again on later polls and casts it only when the voting deadline is nea
 from __future__ import annotations
 
 import math
-from fractions import Fraction
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Final
 
 import numpy as np
 
 from ..codec import decode_weights, digest_hex, encode_weights
-from ..driver import copy_weights
-from ..exceptions import CidNotFound, DigestMismatch, StoreUnavailable, WeightsMismatch, WeightStoreError
-from ..mli import MachineLearningInterface, check_proposed
+from ..exceptions import (
+    CidNotFound,
+    DigestMismatch,
+    StoreUnavailable,
+    WeightsMismatch,
+    WeightStoreError,
+)
+from ..mli import MachineLearningInterface, check_proposed, copy_weights
 from ..store.base import WeightStore
 from ..typing import Cid, HexDigest, Weights
 
@@ -108,24 +114,42 @@ def fetch_weights(
 
 
 def evaluate_proposal(
-    learner: MachineLearningInterface, store: WeightStore, cid: Cid, digest: HexDigest, *, max_bytes: int
+    learner: MachineLearningInterface,
+    store: WeightStore,
+    cid: Cid,
+    digest: HexDigest,
+    *,
+    max_bytes: int,
+    expected: Weights | None = None,
+    cached: bytes | None = None,
+    guard: AbstractContextManager[object] | None = None,
 ) -> Verdict:
     """Judge the proposal ``(digest, cid)``: a tested vote, or a reject with the reason it was refused.
 
     A blob that cannot be fetched (StoreUnavailable, CidNotFound) gives a ``retryable`` reject: the store
     being down or slow says nothing certain about the proposal, so the caller asks again while voting is
     open and casts the reject only near the deadline. Every other refusal is final.
+
+    ``expected`` (the model's shapes; default: the learner's current weights) lets the fetch run without
+    touching the learner; ``cached`` is a blob already held (our own proposal), used if its digest matches;
+    ``guard`` is entered around the learner's test (a lock, when the loop runs beside this).
     """
     try:
-        weights, blob = fetch_weights(store, cid, digest, learner.current_weights(), max_bytes=max_bytes)
+        template = learner.current_weights() if expected is None else expected
+        if cached is not None and digest_hex(cached) == digest.lower():
+            weights, blob = decode_weights(cached, expected=template, max_bytes=max_bytes), cached
+            _check_finite(weights)
+        else:
+            weights, blob = fetch_weights(store, cid, digest, template, max_bytes=max_bytes)
     except TRANSIENT_FETCH_ERRORS as error:
         return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"{type(error).__name__}: {error}",
                        retryable=True)
     except (WeightStoreError, WeightsMismatch) as error:
         return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"{type(error).__name__}: {error}")
     try:
-        # The learner gets its own copy: what it does with it cannot change what we adopt later.
-        result = check_proposed(learner.test_weights(copy_weights(weights)), "test_weights")
+        with guard if guard is not None else nullcontext():
+            # The learner gets its own copy: what it does with it cannot change what we adopt later.
+            result = check_proposed(learner.test_weights(copy_weights(weights)), "test_weights")
     except WeightsMismatch as error:  # the learner's own, stricter check of the weights
         return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"{type(error).__name__}: {error}")
     return Verdict(
