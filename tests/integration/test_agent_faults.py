@@ -19,20 +19,30 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any
 
 import numpy as np
 import pytest
+from agent_harness import Consortium, same_weights
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from rpc_proxy import RpcProxy
+from store_proxy import StallingStoreProxy
 
-from agent_harness import Consortium, same_weights
 from colearn_chain.agent import INVALID_PROPOSAL_SCORE, Agent, AgentSettings, StateDir
 from colearn_chain.chain.client import ChainClient, Phase
 from colearn_chain.chain.deployment import Deployment
-from colearn_chain.chain.events import ChainEvent, EpochSkipped, LogCursor, ProposalAccepted, VoteCast, WeightsProposed
+from colearn_chain.chain.events import (
+    ChainEvent,
+    EpochSkipped,
+    LogCursor,
+    ProposalAccepted,
+    VoteCast,
+    WeightsProposed,
+)
 from colearn_chain.codec import digest_hex, encode_weights
 from colearn_chain.exceptions import ContractRevert
 from colearn_chain.learners import make_learner
@@ -42,11 +52,10 @@ from colearn_chain.services.kubo import KuboNode
 from colearn_chain.store import LocalStore, WeightStore, from_url
 from colearn_chain.store.unixfs import cid_v0
 from colearn_chain.typing import Weights
-from rpc_proxy import RpcProxy
 
 pytestmark = pytest.mark.slow
 
-TOY: Dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
+TOY: dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
 MAX_BLOB_BYTES = 4096
 
 
@@ -65,7 +74,7 @@ def _logs(consortium: Consortium) -> str:
 # ───────────────────────────────────────────── (b) bad proposals get reject votes, never a crash
 
 #: What a misbehaving proposer records, and the reason an honest voter must log.
-BAD_PROPOSALS: List[Tuple[str, str]] = [
+BAD_PROPOSALS: list[tuple[str, str]] = [
     ("tampered", "DigestMismatch"),
     ("missing", "CidNotFound"),
     ("oversized", "BlobTooLarge"),
@@ -75,7 +84,7 @@ BAD_PROPOSALS: List[Tuple[str, str]] = [
 ]
 
 
-def _bad_proposal(kind: str, store: WeightStore) -> Tuple[str, str]:
+def _bad_proposal(kind: str, store: WeightStore) -> tuple[str, str]:
     """(digest, cid) of a bad proposal of ``kind``; the blob is in the store unless it is "missing"."""
     if kind == "tampered":  # the store holds other bytes than the digest names
         blob = encode_weights({"w": np.full(4, 0.5)})
@@ -94,9 +103,9 @@ def _bad_proposal(kind: str, store: WeightStore) -> Tuple[str, str]:
     return digest_hex(blob), store.put(blob)
 
 
-def _drive_misbehaving_learner(client: ChainClient, store: WeightStore, until_epoch: int, timeout: float) -> Dict[int, str]:
+def _drive_misbehaving_learner(client: ChainClient, store: WeightStore, until_epoch: int, timeout: float) -> dict[int, str]:
     """Act as learner 0: propose a bad blob in each of its epochs, reject it, approve the others' proposals."""
-    proposed: Dict[int, str] = {}
+    proposed: dict[int, str] = {}
     voted: set[int] = set()
     kinds = iter(BAD_PROPOSALS)
     deadline = time.monotonic() + timeout
@@ -158,7 +167,7 @@ def test_bad_proposals_get_reject_votes_with_reasons(kubo_node: KuboNode, tmp_pa
 
 
 def _pause_when(consortium: Consortium, client: ChainClient, *, min_epoch: int, proposer: int,
-                pause: List[int], ready: Callable[[int], bool], timeout: float = 60) -> int:
+                pause: list[int], ready: Callable[[int], bool], timeout: float = 60) -> int:
     """SIGSTOP the agents ``pause`` at the start of the first epoch >= ``min_epoch`` proposed by
     ``proposer`` in which none of them has voted yet; wait for ``ready(epoch)``; return the epoch."""
     addresses = [consortium.accounts[i].address for i in pause]
@@ -171,7 +180,7 @@ def _pause_when(consortium: Consortium, client: ChainClient, *, min_epoch: int, 
         for i in pause:
             os.kill(consortium.agents[i].proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
         if client.current_epoch() == state.epoch and not any(client.has_voted(a) for a in addresses):
-            _wait_for(lambda: ready(state.epoch), 15, f"epoch {state.epoch} to be ready")
+            _wait_for(lambda epoch=state.epoch: ready(epoch), 15, f"epoch {state.epoch} to be ready")
             return state.epoch
         for i in pause:  # too late for this epoch: let them go and try the next one
             os.kill(consortium.agents[i].proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
@@ -277,7 +286,7 @@ def _wait_log(consortium: Consortium, index: int, text: str, timeout: float = 30
     _wait_for(lambda: text in consortium.agents[index].log_text(), timeout, f"agent {index} to log {text!r}")
 
 
-def _agent_vote(consortium: Consortium, index: int, epoch: int) -> Optional[VoteCast]:
+def _agent_vote(consortium: Consortium, index: int, epoch: int) -> VoteCast | None:
     voter = consortium.accounts[index].address
     return next((e for e in consortium.vote_events() if e.epoch == epoch and e.voter == voter), None)
 
@@ -332,6 +341,67 @@ def test_a_proposal_not_fetchable_yet_is_asked_for_again_until_the_deadline_near
         saved = StateDir(consortium.agents[2].state_dir).current()
         assert saved is not None and saved.digest == digest_hex(never)
         assert "Traceback" not in consortium.agents[2].log_text()
+
+
+def test_a_fetch_that_hangs_does_not_stop_the_agent_closing_epochs_or_voting_in_time(
+    kubo_node: KuboNode, tmp_path: Path
+) -> None:
+    # Prepare: learners 0 and 1 are played by the test, agent 2 runs with its store behind a proxy that holds
+    # every fetch of one CID for 25 s, as a Kubo node looking for a blob no reachable peer has. Voting lasts
+    # 8 s (an unjudged proposal is rejected in its last 5 s); an epoch without a proposal may be closed after 4 s.
+    hold = 25.0
+    with AnvilNode() as anvil, StallingStoreProxy(kubo_node.url, hold=hold) as proxy:
+        consortium = Consortium(anvil.url, tmp_path, proxy.url, TOY, 3, proposal_timeout=4, voting_timeout=8).setup()
+        store = from_url(kubo_node.url)
+        clients = [consortium.client(0), consortium.client(1)]
+        unreachable = encode_weights(_blob())
+        cid = cid_v0(unreachable)
+        proxy.stalled.add(cid)
+
+        # Execute
+        try:
+            consortium.start(2, until_epoch=3)
+            _wait_log(consortium, 2, " resumes at block ")
+            # Epoch 0: accepted by learners 0 and 1; the agent's fetch of the proposal hangs.
+            clients[0].propose(0, digest_hex(unreachable), cid)
+            voting_deadline = clients[0].epoch_state().deadline
+            for client in clients:
+                client.vote(0, True, 1)
+            _wait_for(lambda: bool(proxy.held), 10, "the agent's fetch to be held")
+            first_held = time.monotonic()
+            # Epoch 1: learner 1 proposes nothing; only the agent, still waiting on the store, can close both.
+            _start_epoch(clients[0], 2, timeout=hold - 5)
+            closed_while_held = time.monotonic() - first_held < hold and cid in proxy.stalled
+            store.put(unreachable)
+            proxy.stalled.discard(cid)  # the network finds the blob: the held fetches complete
+            # Epoch 2: the agent's own proposal, once it has adopted epoch 0's model.
+            _wait_for(lambda: clients[0].epoch_state().phase == Phase.Voting, 30, "the agent's proposal")
+            for client in clients:
+                client.vote(2, True, 1)
+            codes = consortium.wait(timeout=30)
+        finally:
+            consortium.stop_all()
+
+        # Assert
+        log2 = consortium.agents[2].log_text()
+        assert codes == {2: 0}, log2[-4000:]
+        assert closed_while_held, log2[-4000:]
+        refused = _agent_vote(consortium, 2, 0)
+        assert refused is not None and not refused.approve and refused.score == INVALID_PROPOSAL_SCORE
+        mined_at = int(clients[0].w3.eth.get_block(refused.meta.block_number)["timestamp"])
+        assert voting_deadline - 5 <= mined_at < voting_deadline, (mined_at, voting_deadline)
+        reason = StateDir(consortium.agents[2].state_dir).evaluations()[0]["reason"]
+        assert "not judged" in reason and "before the voting deadline" in reason, reason
+        assert re.search(r"epoch 0: rejecting proposal .*not judged", log2), log2[-4000:]
+        events = consortium.events()
+        closers = {e.epoch: clients[0].w3.eth.get_transaction(e.meta.tx_hash)["from"]
+                   for e in events if isinstance(e, (ProposalAccepted, EpochSkipped)) and e.epoch < 2}
+        assert closers == {0: consortium.accounts[2].address, 1: consortium.accounts[2].address}
+        assert consortium.decisions() == [(0, "accepted"), (1, "skipped"), (2, "accepted")]
+        assert f"adopted {digest_hex(unreachable)}" in log2
+        saved = StateDir(consortium.agents[2].state_dir).current()
+        assert saved is not None and saved.since_epoch == 3
+        assert "Traceback" not in log2
 
 
 def test_an_accepted_model_is_adopted_once_fetchable_and_an_unadoptable_one_stops_the_agent(
@@ -395,17 +465,17 @@ def test_agents_ride_out_rate_limits_lagging_and_failing_rpc_calls(kubo_node: Ku
     # limits (HTTP 429, JSON-RPC -32005) and a load-balanced node behind its peers (retried in the call),
     # and, once the agents run, plain internal errors (the step fails, the next poll tries again).
     epochs = 4
-    transient: List[Union[int, Dict[str, Any]]] = [
+    transient: list[int | dict[str, Any]] = [
         429,
         {"error": {"code": -32005, "message": "limit exceeded"}},
         {"error": {"code": -32000, "message": "header not found"}},
     ]
-    internal: Dict[str, Any] = {"error": {"code": -32603, "message": "internal error"}}
+    internal: dict[str, Any] = {"error": {"code": -32603, "message": "internal error"}}
     rng = random.Random(7)
     running = False
-    injected: Dict[str, int] = {"transient": 0, "internal": 0}
+    injected: dict[str, int] = {"transient": 0, "internal": 0}
 
-    def fault(request: Dict[str, Any]) -> Optional[Union[int, Dict[str, Any]]]:
+    def fault(request: dict[str, Any]) -> int | dict[str, Any] | None:
         if rng.random() >= 0.1:
             return None
         kind = "internal" if running and rng.random() < 0.3 else "transient"
@@ -488,8 +558,8 @@ GWEI = 10**9
 @dataclass
 class Chain:
     url: str
-    accounts: List[LocalAccount]
-    clients: List[ChainClient]
+    accounts: list[LocalAccount]
+    clients: list[ChainClient]
     deployment: Deployment
     store: LocalStore
 
@@ -501,7 +571,7 @@ class Chain:
     def pool_size(self) -> int:
         return int(self.rpc("txpool_status")["pending"], 16)
 
-    def events(self) -> List[ChainEvent]:
+    def events(self) -> list[ChainEvent]:
         return LogCursor(self.clients[0].w3, self.deployment.address, start_block=self.deployment.block).poll()
 
     def propose(self, index: int, epoch: int) -> str:
@@ -513,7 +583,7 @@ class Chain:
     def agent(self, index: int, tmp_path: Path, *, client: ChainClient | None = None, **settings: Any) -> Agent:
         client = client or ChainClient(self.url, self.accounts[index], self.deployment.address)
         learner = make_learner({**TOY, "n_learners": len(self.accounts)}, index)
-        defaults: Dict[str, Any] = {"poll_interval": 0.05, "start_block": self.deployment.block}
+        defaults: dict[str, Any] = {"poll_interval": 0.05, "start_block": self.deployment.block}
         return Agent(client, self.store, learner, StateDir(tmp_path / f"agent{index}"), AgentSettings(**{**defaults, **settings}))
 
 
@@ -542,7 +612,7 @@ def _step_until(agent: Agent, condition: Callable[[], bool], what: str, timeout:
         time.sleep(agent.settings.poll_interval)
 
 
-def _votes_of(chain: Chain, index: int, epoch: int) -> List[VoteCast]:
+def _votes_of(chain: Chain, index: int, epoch: int) -> list[VoteCast]:
     voter = chain.accounts[index].address
     return [e for e in chain.events() if isinstance(e, VoteCast) and e.voter == voter and e.epoch == epoch]
 
@@ -557,10 +627,14 @@ def test_a_vote_that_ran_out_of_gas_is_sent_again(anvil: AnvilNode, tmp_path: Pa
     agent.start()
     learner1 = ChainClient(anvil.url, chain.accounts[1], chain.deployment.address, priority_fee=2 * GWEI)
     chain.rpc("evm_setAutomine", False)
+    before = chain.clients[0].block_number()
 
     # Execute: the agent's vote (estimated as the 2nd of 3) and learner 1's (tipping more, so mined first)
-    # share a block: the agent's becomes the 3rd, pays for deciding the epoch, and runs out of gas.
-    stepping = threading.Thread(target=agent.step)
+    # share a block: the agent's becomes the 3rd, pays for deciding the epoch, and runs out of gas. The
+    # agent steps until its vote is mined (it judges the proposal beside the loop first).
+    stepping = threading.Thread(
+        target=lambda: _step_until(agent, lambda: chain.clients[0].block_number() > before, "the agent's vote")
+    )
     stepping.start()
     _wait_for(lambda: chain.pool_size() == 1, 10, "the agent's vote in the pool")
     voting = threading.Thread(target=lambda: learner1.vote(0, True, 1))
@@ -617,7 +691,7 @@ def test_a_proposer_past_its_deadline_does_not_count_a_proposal(anvil: AnvilNode
     events = chain.events()
     assert [e.epoch for e in events if isinstance(e, EpochSkipped)] == [0, 1]
     assert not [e for e in events if isinstance(e, WeightsProposed)]
-    assert getattr(agent.learner, "proposals_made") == 0
+    assert agent.learner.proposals_made == 0
 
 
 def test_restart_with_confirmations_sees_a_vote_not_yet_deep_enough(
