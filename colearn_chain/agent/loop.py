@@ -430,7 +430,7 @@ class Agent:
         except TRANSIENT_FETCH_ERRORS as error:
             self._retry_at[("fetch", digest)] = time.monotonic() + self.settings.fetch_retry
             if adopt is not None and adopt.digest == digest:
-                self._warn("fetch-model", "%s (cid %s) cannot be fetched yet; retrying, and still closing expired "
+                self._warn("fetch-model", "%s, %s (cid %s), cannot be fetched yet; retrying, and still closing expired "
                            "epochs meanwhile: %s", _what(adopt), digest, adopt.cid, error)
             return
         except (WeightStoreError, WeightsMismatch) as error:
