@@ -8,7 +8,13 @@ transactions through :mod:`.send`'s one failure table and fetching blobs beside 
 
 from .loop import Agent, AgentError, AgentSettings
 from .state import SavedModel, StateDir
-from .voter import INVALID_PROPOSAL_SCORE, SCORE_SCALE, Verdict, evaluate_proposal, to_fixed_point
+from .voter import (
+    INVALID_PROPOSAL_SCORE,
+    SCORE_SCALE,
+    Verdict,
+    evaluate_proposal,
+    to_fixed_point,
+)
 
 __all__ = [
     "INVALID_PROPOSAL_SCORE",

@@ -171,6 +171,8 @@ class Agent:
         self._learner_lock = threading.Lock()
         self._blobs: OrderedDict[HexDigest, _Decoded] = OrderedDict()
         self._own: _OwnProposal | None = None
+        #: the proposal being judged beside the loop, and whether its blob is fetched (then it is waited for)
+        self._judging: tuple[int, HexDigest, threading.Event] | None = None
         self._retry_at: dict[Hashable, float] = {}  # job key -> monotonic time it may run again
         self._template: Weights = {}
         self._fetch_cap = settings.max_blob_bytes
@@ -281,6 +283,8 @@ class Agent:
         self._jobs.abandon(lambda key: not isinstance(key, tuple) or key[0] != "judge" or key[1] == epoch)
         if self._own is not None and self._own.epoch < epoch:
             self._own = None
+        if self._judging is not None and self._judging[0] != epoch:
+            self._judging = None
         wanted = {("fetch", self.view.adopt.digest)} if self.view.adopt is not None else set()
         for key in [k for k in self._retry_at if k not in wanted and not (isinstance(k, tuple) and k[1] == epoch)]:
             del self._retry_at[key]
@@ -371,8 +375,9 @@ class Agent:
     # ───────────────────────────────────────────────────────────── background work
 
     @contextmanager
-    def _learner_turn(self, cancelled: threading.Event) -> Iterator[None]:
-        """Hold the learner for a background test, unless the test was given up on meanwhile."""
+    def _learner_turn(self, cancelled: threading.Event, fetched: threading.Event) -> Iterator[None]:
+        """Hold the learner for a background test (the blob is fetched), unless it was given up on meanwhile."""
+        fetched.set()
         with self._learner_lock:
             if cancelled.is_set():
                 raise Cancelled()
@@ -380,6 +385,9 @@ class Agent:
 
     def _collect(self) -> None:
         """Turn finished background work into view inputs (or a stop, for what waiting cannot fix)."""
+        if self._judging is not None and self._judging[2].is_set() and self.view is not None:
+            self._feed(v.Fetched(self._judging[0], self._judging[1]))
+            self._judging = None
         for key, future in self._jobs.finished():
             assert isinstance(key, tuple)
             if key[0] == "judge":
@@ -458,12 +466,15 @@ class Agent:
             return
         cached = self._blobs.get(action.digest)
         learner, store, template, cap = self.learner, self.store, self._template, self._fetch_cap
+        fetched = threading.Event()
 
         def job(cancelled: threading.Event) -> Verdict:
             return evaluate_proposal(learner, store, action.cid, action.digest, max_bytes=cap, expected=template,
-                                     cached=cached.blob if cached else None, guard=self._learner_turn(cancelled))
+                                     cached=cached.blob if cached else None,
+                                     guard=self._learner_turn(cancelled, fetched))
 
-        self._jobs.submit(key, job)
+        if self._jobs.submit(key, job):
+            self._judging = (action.epoch, action.digest, fetched)
 
     def _vote(self, action: v.Vote) -> None:
         assert self.view is not None
@@ -654,5 +665,7 @@ def _log_event(event: object, me: str) -> None:
                  event.epoch, kind, event.approvals, event.rejections, event.digest, tx)
     elif isinstance(event, EpochSkipped):
         log.info("epoch %d skipped: %s proposed nothing in time (tx %s)", event.epoch, event.proposer, tx)
+    elif isinstance(event, v.Removed):
+        log.warning("a reorganisation removed %s: undoing it", type(event.event).__name__)
     elif type(event).__name__ not in ("ConsortiumFormed", "ModelInitialized"):
         log.warning("event %s not understood (tx %s): checking the chain's state instead", type(event).__name__, tx)

@@ -39,6 +39,7 @@ __all__ = [
     "CloseTried",
     "Evaluate",
     "FetchFailed",
+    "Fetched",
     "Judged",
     "Judgement",
     "ModelRef",
@@ -89,8 +90,11 @@ class Rules:
 
 
 def give_up_window(voting_timeout: int) -> float:
-    """Seconds before the voting deadline from which a proposal not judged yet gets a reject vote."""
-    return max(GIVE_UP_SECONDS, GIVE_UP_FRACTION * voting_timeout)
+    """Seconds before the voting deadline from which a proposal not fetched yet gets a reject vote.
+
+    At most half the voting window, so that a first fetch always gets a fair chance.
+    """
+    return min(max(GIVE_UP_SECONDS, GIVE_UP_FRACTION * voting_timeout), voting_timeout / 2)
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,8 @@ class View:
     judgement: Judgement | None = None
     #: why the last fetch of the proposal failed (it is asked for again until the give-up time)
     fetch_error: str | None = None
+    #: the proposal is fetched and being tested: local work, waited for whatever the time
+    fetched: bool = False
     #: the chain time of our last close attempt in this epoch
     close_tried_at: float | None = None
     #: a model the chain made current that the learner does not hold yet, and whether an accept says so
@@ -219,6 +225,14 @@ class FetchFailed:
     epoch: int
     digest: HexDigest
     reason: str
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The proposal ``digest`` of ``epoch`` is fetched and checked; the learner is testing it."""
+
+    epoch: int
+    digest: HexDigest
 
 
 @dataclass(frozen=True)
@@ -375,6 +389,10 @@ def reduce(view: View, event: object) -> View:
         if event.epoch == view.epoch and view.proposal is not None and view.proposal.digest == event.digest:
             return dataclasses.replace(view, fetch_error=event.reason)
         return view
+    if isinstance(event, Fetched):
+        if event.epoch == view.epoch and view.proposal is not None and view.proposal.digest == event.digest:
+            return dataclasses.replace(view, fetched=True)
+        return view
     if isinstance(event, Adopted):
         done = view.adopt is not None and view.adopt.since_epoch <= event.model.since_epoch
         return dataclasses.replace(
@@ -417,6 +435,7 @@ def _removed(view: View, event: object) -> View:
             voted=False,
             judgement=None,
             fetch_error=None,
+            fetched=False,
             my_proposals=view.my_proposals - (1 if mine else 0),
         )
     if isinstance(event, (ProposalAccepted, ProposalRejected, EpochSkipped)):
@@ -475,7 +494,7 @@ def actions_due(view: View, now: float) -> list[Action]:
     neither proposes nor votes (the learner would act on stale weights) but still closes expired epochs.
     The proposer (whose proposal is not settled) proposes; every voter (not the proposer under the colearn
     variant) evaluates the proposal and votes its verdict, or a reject once ``now`` reaches the give-up time
-    with no verdict; a keeper closes the epoch once ``now`` passes its deadline plus its stagger.
+    with the proposal still not fetched (a proposal being tested is waited for: that is local work); a keeper closes the epoch once ``now`` passes its deadline plus its stagger.
     """
     if view.stale:
         return [Resync()]
@@ -506,7 +525,7 @@ def _vote_or_evaluate(view: View, proposal: Proposal, now: float) -> Action:
         return Vote(view.epoch, proposal.cid, view.judgement)
     window = give_up_window(view.rules.voting_timeout)
     give_up_at = proposal.voting_deadline - window
-    if now < give_up_at:
+    if now < give_up_at or view.fetched:
         return Evaluate(view.epoch, proposal.digest, proposal.cid, give_up_at)
     why = view.fetch_error or "the fetch had not finished"
     reason = f"not judged {window:.0f} s before the voting deadline {proposal.voting_deadline}: {why}"

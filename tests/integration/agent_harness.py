@@ -13,9 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from eth_account import Account
@@ -50,7 +51,7 @@ class AgentProcess:
     account: LocalAccount
     state_dir: Path
     log_path: Path
-    proc: Optional["subprocess.Popen[bytes]"] = None
+    proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
 
     def log_text(self) -> str:
@@ -64,34 +65,34 @@ class Consortium:
     rpc_url: str
     workdir: Path
     store_url: str
-    learner_config: Dict[str, Any]
+    learner_config: dict[str, Any]
     n: int
     proposal_timeout: int = 10
     voting_timeout: int = 10
     threshold: float = 0.5
     proposer_votes: bool = True
     #: when set, every key lives in a keystore with this password (the deployer's made by `wallet new`)
-    keystore_password: Optional[str] = None
+    keystore_password: str | None = None
     #: the endpoint the agents use, when not ``rpc_url`` (e.g. a fault-injecting proxy in front of it)
-    agent_rpc_url: Optional[str] = None
-    accounts: List[LocalAccount] = field(default_factory=list)
-    agents: List[AgentProcess] = field(default_factory=list)
-    deployment: Optional[Deployment] = None
+    agent_rpc_url: str | None = None
+    accounts: list[LocalAccount] = field(default_factory=list)
+    agents: list[AgentProcess] = field(default_factory=list)
+    deployment: Deployment | None = None
 
     @property
     def deployment_path(self) -> Path:
         return self.workdir / "deployment.json"
 
     @property
-    def config(self) -> Dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         return {**self.learner_config, "n_learners": self.n}
 
-    def setup(self) -> "Consortium":
+    def setup(self) -> Consortium:
         """Create and fund the learners' keys and deploy through the CLI (as a user would)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.accounts = [Account.create() for _ in range(self.n)]
         deployer = Account.create()
-        key_args: List[str] = []
+        key_args: list[str] = []
         if self.keystore_password is not None:
             deployer = self._cli_keystore(self.workdir / "keys" / "deployer.json")
             key_args = ["--keystore", str(self.workdir / "keys" / "deployer.json")]
@@ -114,7 +115,7 @@ class Consortium:
             args.append("--colearn-variant")
         result = subprocess.run(
             [sys.executable, "-m", "colearn_chain.cli", *args],
-            env=self._env(deployer), cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env=self._env(deployer), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"deploy failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -134,7 +135,7 @@ class Consortium:
         env["COLEARN_KEYSTORE_PASSWORD"] = str(self.keystore_password)
         result = subprocess.run(
             [sys.executable, "-m", "colearn_chain.cli", "wallet", "new", "--out", str(path)],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"wallet new failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -143,7 +144,7 @@ class Consortium:
             raise RuntimeError(f"wallet new printed {result.stdout!r}, the keystore holds {account.address}")
         return account
 
-    def _env(self, account: LocalAccount) -> Dict[str, str]:
+    def _env(self, account: LocalAccount) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLEARN_")}
         if self.keystore_password is not None:
             env["COLEARN_KEYSTORE_PASSWORD"] = self.keystore_password
@@ -152,7 +153,7 @@ class Consortium:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def start(self, index: int, *, until_epoch: Optional[int], extra: Sequence[str] = ()) -> AgentProcess:
+    def start(self, index: int, *, until_epoch: int | None, extra: Sequence[str] = ()) -> AgentProcess:
         """Start agent ``index`` (again), appending to its log."""
         agent = self.agents[index]
         args = [
@@ -169,17 +170,17 @@ class Consortium:
             args += ["--until-epoch", str(until_epoch)]
         if self.keystore_password is not None:
             args += ["--keystore", str(self.keystore(index))]
-        log_file = open(agent.log_path, "ab")
-        log_file.write(f"----- run {agent.runs} -----\n".encode())
-        log_file.flush()
-        agent.proc = subprocess.Popen(
-            args, env=self._env(agent.account), cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        log_file.close()  # the child holds its own descriptor
+        with open(agent.log_path, "ab") as log_file:  # the child keeps its own descriptor
+            log_file.write(f"----- run {agent.runs} -----\n".encode())
+            log_file.flush()
+            agent.proc = subprocess.Popen(
+                args, env=self._env(agent.account), cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         agent.runs += 1
         return agent
 
-    def start_all(self, *, until_epoch: Optional[int], skip: Sequence[int] = ()) -> None:
+    def start_all(self, *, until_epoch: int | None, skip: Sequence[int] = ()) -> None:
         for i in range(self.n):
             if i not in skip:
                 self.start(i, until_epoch=until_epoch)
@@ -191,11 +192,11 @@ class Consortium:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
 
-    def wait(self, timeout: float, indices: Optional[Sequence[int]] = None) -> Dict[int, Optional[int]]:
+    def wait(self, timeout: float, indices: Sequence[int] | None = None) -> dict[int, int | None]:
         """Wait for the agents to exit; return each exit code (None for one still running, then killed)."""
         chosen = [a for a in self.agents if a.proc is not None and (indices is None or a.index in indices)]
         deadline = time.monotonic() + timeout
-        codes: Dict[int, Optional[int]] = {}
+        codes: dict[int, int | None] = {}
         for agent in chosen:
             assert agent.proc is not None
             try:
@@ -214,33 +215,33 @@ class Consortium:
         assert self.deployment is not None
         return ChainClient(self.rpc_url, self.accounts[index], self.deployment.address)
 
-    def events(self) -> List[ChainEvent]:
+    def events(self) -> list[ChainEvent]:
         assert self.deployment is not None
         client = self.client()
         return LogCursor(client.w3, self.deployment.address, start_block=self.deployment.block).poll()
 
-    def decisions(self) -> List[tuple[int, str]]:
+    def decisions(self) -> list[tuple[int, str]]:
         """(epoch, "accepted" | "rejected" | "skipped") for every closed epoch, from the chain's events."""
         kinds = {ProposalAccepted: "accepted", ProposalRejected: "rejected", EpochSkipped: "skipped"}
         return [(e.epoch, kinds[type(e)]) for e in self.events() if type(e) in kinds]  # type: ignore[attr-defined]
 
-    def votes(self) -> Dict[int, Dict[int, bool]]:
+    def votes(self) -> dict[int, dict[int, bool]]:
         """epoch -> learner index -> approve, from the chain's VoteCast events."""
         index = {a.address: i for i, a in enumerate(self.accounts)}
-        out: Dict[int, Dict[int, bool]] = {}
+        out: dict[int, dict[int, bool]] = {}
         for event in self.events():
             if isinstance(event, VoteCast):
                 out.setdefault(event.epoch, {})[index[event.voter]] = event.approve
         return out
 
-    def vote_events(self) -> List[VoteCast]:
+    def vote_events(self) -> list[VoteCast]:
         return [e for e in self.events() if isinstance(e, VoteCast)]
 
-    def failed_transactions(self) -> List[str]:
+    def failed_transactions(self) -> list[str]:
         """Hashes of the transactions mined as failed since the deployment (each one paid gas for nothing)."""
         assert self.deployment is not None
         w3 = self.client().w3
-        failed: List[str] = []
+        failed: list[str] = []
         for number in range(self.deployment.block, w3.eth.block_number + 1):
             for tx_hash in w3.eth.get_block(number)["transactions"]:
                 if w3.eth.get_transaction_receipt(tx_hash)["status"] != 1:  # type: ignore[arg-type]
@@ -252,7 +253,7 @@ class Consortium:
         assert weights is not None, f"agent {index} saved no model"
         return weights
 
-    def reference(self, epochs: int) -> tuple[List[driver.EpochResult], List[Any]]:
+    def reference(self, epochs: int) -> tuple[list[driver.EpochResult], list[Any]]:
         """The in-memory driver on identically built learners."""
         learners = [make_learner(self.config, i) for i in range(self.n)]
         results = driver.run(learners, epochs, vote_threshold=self.threshold, proposer_votes=self.proposer_votes)

@@ -10,26 +10,26 @@ instant mining and with a block every second.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
-
 from agent_harness import Consortium, same_weights
+
 from colearn_chain.driver import EpochResult
 from colearn_chain.services.anvil import AnvilNode
 from colearn_chain.services.kubo import KuboNode
 
 pytestmark = pytest.mark.slow
 
-TOY: Dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
+TOY: dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
 EPOCHS = 8
 
 
-def _expected_decisions(reference: List[EpochResult]) -> List[tuple[int, str]]:
+def _expected_decisions(reference: list[EpochResult]) -> list[tuple[int, str]]:
     return [(r.epoch, "accepted" if r.accepted else "rejected") for r in reference]
 
 
-def _expected_votes(reference: List[EpochResult]) -> Dict[int, Dict[int, bool]]:
+def _expected_votes(reference: list[EpochResult]) -> dict[int, dict[int, bool]]:
     return {r.epoch: {j: v for j, v in enumerate(r.vote_flags) if v is not None} for r in reference}
 
 

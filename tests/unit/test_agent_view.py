@@ -313,3 +313,14 @@ def test_the_view_holds_the_same_number_of_entries_after_ten_or_a_thousand_epoch
     after_1000 = _run(after_10, range(10, 1000))
     assert after_1000.epoch == 1000 and after_1000.model.since_epoch == 1000
     assert _entries(after_1000) == _entries(after_10)
+
+
+def test_a_proposal_being_tested_is_waited_for_past_the_give_up_time() -> None:
+    view = feed(view_of(2), proposed(0), v.Fetched(0, _digest(0)))
+    assert kinds(v.actions_due(view, 200 - WINDOW + 1)) == ["Evaluate"]  # local work: no reject in its place
+    assert v.reduce(view_of(2), v.Fetched(0, _digest(0))).fetched is False  # nothing proposed: nothing fetched
+
+
+@pytest.mark.parametrize(("voting_timeout", "window"), [(3, 1.5), (8, 4.0), (10, 5.0), (60, 12.0)])
+def test_a_first_fetch_always_gets_at_least_half_the_voting_window(voting_timeout: int, window: float) -> None:
+    assert v.give_up_window(voting_timeout) == window
