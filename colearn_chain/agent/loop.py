@@ -475,6 +475,7 @@ class Agent:
 
         if self._jobs.submit(key, job):
             self._judging = (action.epoch, action.digest, fetched)
+            self._feed(v.FetchStarted(action.epoch, action.digest, self.clock.estimate()))
 
     def _vote(self, action: v.Vote) -> None:
         assert self.view is not None

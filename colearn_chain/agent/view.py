@@ -39,6 +39,7 @@ __all__ = [
     "CloseTried",
     "Evaluate",
     "FetchFailed",
+    "FetchStarted",
     "Fetched",
     "Judged",
     "Judgement",
@@ -147,6 +148,8 @@ class View:
     judgement: Judgement | None = None
     #: why the last fetch of the proposal failed (it is asked for again until the give-up time)
     fetch_error: str | None = None
+    #: the chain time our first fetch of the proposal started (a reject in its place waits for one to start)
+    fetch_started_at: float | None = None
     #: the proposal is fetched and being tested: local work, waited for whatever the time
     fetched: bool = False
     #: the chain time of our last close attempt in this epoch
@@ -225,6 +228,15 @@ class FetchFailed:
     epoch: int
     digest: HexDigest
     reason: str
+
+
+@dataclass(frozen=True)
+class FetchStarted:
+    """A fetch of the proposal ``digest`` of ``epoch`` started at chain time ``at``."""
+
+    epoch: int
+    digest: HexDigest
+    at: float
 
 
 @dataclass(frozen=True)
@@ -389,6 +401,11 @@ def reduce(view: View, event: object) -> View:
         if event.epoch == view.epoch and view.proposal is not None and view.proposal.digest == event.digest:
             return dataclasses.replace(view, fetch_error=event.reason)
         return view
+    if isinstance(event, FetchStarted):
+        if (event.epoch == view.epoch and view.proposal is not None and view.proposal.digest == event.digest
+                and view.fetch_started_at is None):
+            return dataclasses.replace(view, fetch_started_at=event.at)
+        return view
     if isinstance(event, Fetched):
         if event.epoch == view.epoch and view.proposal is not None and view.proposal.digest == event.digest:
             return dataclasses.replace(view, fetched=True)
@@ -436,6 +453,7 @@ def _removed(view: View, event: object) -> View:
             judgement=None,
             fetch_error=None,
             fetched=False,
+            fetch_started_at=None,
             my_proposals=view.my_proposals - (1 if mine else 0),
         )
     if isinstance(event, (ProposalAccepted, ProposalRejected, EpochSkipped)):
@@ -525,7 +543,10 @@ def _vote_or_evaluate(view: View, proposal: Proposal, now: float) -> Action:
         return Vote(view.epoch, proposal.cid, view.judgement)
     window = give_up_window(view.rules.voting_timeout)
     give_up_at = proposal.voting_deadline - window
-    if now < give_up_at or view.fetched:
+    started = view.fetch_started_at
+    # A first fetch that started late (the agent was down, or slow to start) still gets half the window.
+    patience_over = started is not None and (view.fetch_error is not None or now >= started + window / 2)
+    if now < give_up_at or view.fetched or not patience_over:
         return Evaluate(view.epoch, proposal.digest, proposal.cid, give_up_at)
     why = view.fetch_error or "the fetch had not finished"
     reason = f"not judged {window:.0f} s before the voting deadline {proposal.voting_deadline}: {why}"

@@ -105,7 +105,8 @@ def test_the_proposer_votes_only_under_the_seed_rule(proposer_votes: bool, expec
 
 
 def test_an_unjudged_proposal_gets_a_reject_before_the_deadline_with_the_last_fetch_error() -> None:
-    view = feed(view_of(2), proposed(0), v.FetchFailed(0, _digest(0), "CidNotFound: gone"))
+    view = feed(view_of(2), proposed(0), v.FetchStarted(0, _digest(0), at=150.0),
+                v.FetchFailed(0, _digest(0), "CidNotFound: gone"))
     assert kinds(v.actions_due(view, 200 - WINDOW - 0.5)) == ["Evaluate"]
     (action,) = v.actions_due(view, 200 - WINDOW)
     assert isinstance(action, v.Vote) and action.timed_out and v.needs_chain_clock(action)
@@ -316,7 +317,9 @@ def test_the_view_holds_the_same_number_of_entries_after_ten_or_a_thousand_epoch
 
 
 def test_a_proposal_being_tested_is_waited_for_past_the_give_up_time() -> None:
-    view = feed(view_of(2), proposed(0), v.Fetched(0, _digest(0)))
+    started = feed(view_of(2), proposed(0), v.FetchStarted(0, _digest(0), at=150.0))
+    assert kinds(v.actions_due(started, 200 - WINDOW + 1)) == ["Vote"]  # still waiting on the store: reject
+    view = v.reduce(started, v.Fetched(0, _digest(0)))
     assert kinds(v.actions_due(view, 200 - WINDOW + 1)) == ["Evaluate"]  # local work: no reject in its place
     assert v.reduce(view_of(2), v.Fetched(0, _digest(0))).fetched is False  # nothing proposed: nothing fetched
 
@@ -324,3 +327,18 @@ def test_a_proposal_being_tested_is_waited_for_past_the_give_up_time() -> None:
 @pytest.mark.parametrize(("voting_timeout", "window"), [(3, 1.5), (8, 4.0), (10, 5.0), (60, 12.0)])
 def test_a_first_fetch_always_gets_at_least_half_the_voting_window(voting_timeout: int, window: float) -> None:
     assert v.give_up_window(voting_timeout) == window
+
+
+def test_a_first_fetch_that_starts_late_still_gets_half_the_window() -> None:
+    view = feed(view_of(2), proposed(0))
+    late = 200 - WINDOW + 1  # e.g. the agent started after the give-up time
+    assert kinds(v.actions_due(view, late)) == ["Evaluate"]  # no fetch started yet: start one, reject nothing
+    view = v.reduce(view, v.FetchStarted(0, _digest(0), at=late))
+    assert v.reduce(view, v.FetchStarted(0, _digest(0), at=late + 1)) == view  # the first start counts
+    assert kinds(v.actions_due(view, late + WINDOW / 2 - 0.1)) == ["Evaluate"]
+    (action,) = v.actions_due(view, late + WINDOW / 2)
+    assert isinstance(action, v.Vote) and action.timed_out
+    assert "the fetch had not finished" in str(action.judgement.reason)
+    # a failed attempt ends the patience at once
+    failed = v.reduce(view, v.FetchFailed(0, _digest(0), "StoreUnavailable: down"))
+    assert kinds(v.actions_due(failed, late)) == ["Vote"]
