@@ -47,23 +47,16 @@ from ..chain.client import (
     SentTx,
 )
 from ..chain.events import (
-    EpochSkipped,
-    EpochStarted,
     EventDecodeError,
     LogCursor,
-    ProposalAccepted,
-    ProposalRejected,
-    VoteCast,
     WeightsProposed,
     address_topic,
     event_topic,
 )
 from ..codec import DEFAULT_MAX_BLOB_BYTES, decode_weights, digest_hex, encode_weights
 from ..exceptions import (
-    BlobTooLarge,
     ChainUnavailable,
     ColearnChainError,
-    DigestMismatch,
     LearnerContractError,
     WeightsMismatch,
     WeightStoreError,
@@ -73,6 +66,7 @@ from ..store.base import WeightStore
 from ..typing import Cid, HexDigest, Weights
 from . import view as v
 from .background import Background, Cancelled
+from .narrate import cannot_adopt, log_event, what
 from .pace import ChainClock, Throttled
 from .send import Kind, Outcome, Sent, send
 from .state import StateDir
@@ -262,7 +256,7 @@ class Agent:
         """Apply new events in order, collect finished background work, act; return True when done."""
         assert self.cursor is not None and self.view is not None
         for event in self.client.retrying("eth_getLogs", self.cursor.poll):
-            _log_event(event, self.me)
+            log_event(event, self.me)
             self._feed(event)
         self._collect()
         self._polls += 1
@@ -439,12 +433,12 @@ class Agent:
             self._retry_at[("fetch", digest)] = time.monotonic() + self.settings.fetch_retry
             if adopt is not None and adopt.digest == digest:
                 self._warn("fetch-model", "%s, %s (cid %s), cannot be fetched yet; retrying, and still closing expired "
-                           "epochs meanwhile: %s", _what(adopt), digest, adopt.cid, error)
+                           "epochs meanwhile: %s", what(adopt), digest, adopt.cid, error)
             return
         except (WeightStoreError, WeightsMismatch) as error:
             if adopt is None or adopt.digest != digest:
                 return  # no longer wanted
-            raise AgentError(self._cannot_adopt(_what(adopt), digest, adopt.cid, error)) from error
+            raise AgentError(cannot_adopt(what(adopt), digest, adopt.cid, error, self.settings.max_blob_bytes, self._fetch_cap)) from error
         self._retry_at.pop(("fetch", digest), None)
         self._keep_blob(digest, weights, blob)
 
@@ -573,7 +567,7 @@ class Agent:
         with self._learner_lock:
             self.learner.accept_weights(copy_weights(decoded.weights))
         self.state.save_model(model.since_epoch, model.digest, model.cid, decoded.blob)
-        log.info("adopted %s (cid %s): %s", model.digest, model.cid, _what(model))
+        log.info("adopted %s (cid %s): %s", model.digest, model.cid, what(model))
         self._feed(v.Adopted(model))
 
     def _adopt_at_start(self, model: v.ModelRef) -> None:
@@ -600,23 +594,7 @@ class Agent:
         except TRANSIENT_FETCH_ERRORS:
             raise
         except (WeightStoreError, WeightsMismatch) as error:
-            raise AgentError(self._cannot_adopt(_what(model), model.digest, model.cid, error)) from error
-
-    def _cannot_adopt(self, what: str, digest: HexDigest, cid: Cid, error: Exception) -> str:
-        if isinstance(error, BlobTooLarge):
-            advice = (f"if the model really is that large, restart the agent with a larger --max-blob-bytes "
-                      f"(now {self.settings.max_blob_bytes}; this learner's own model encodes to about "
-                      f"{self._fetch_cap} bytes at most)")
-        elif isinstance(error, DigestMismatch):
-            advice = ("the store serves other bytes under that CID than the digest on chain names: put the blob "
-                      f"whose sha256 is {digest} into the weight store (another learner's state directory keeps "
-                      "every model it adopted), then restart the agent")
-        else:
-            advice = ("the blob does not fit this learner's model: check that --learner-config matches the "
-                      "deployment's; if it does, the consortium accepted weights this model cannot use, and this "
-                      "learner cannot follow it")
-        return (f"{what} is {digest} (cid {cid}), but this learner cannot adopt it: {type(error).__name__}: {error}. "
-                f"What to do: {advice}. A restarted agent resumes from the chain's current model.")
+            raise AgentError(cannot_adopt(what(model), model.digest, model.cid, error, self.settings.max_blob_bytes, self._fetch_cap)) from error
 
 
 # ───────────────────────────────────────────────────────────── helpers
@@ -634,39 +612,9 @@ def _snapshot_of(state: EpochState, model: CurrentModel, voted: bool, params: Co
     )
 
 
-def _what(model: v.ModelRef) -> str:
-    if model.since_epoch == 0:
-        return "the initial model"
-    return f"the model accepted in epoch {model.since_epoch - 1}"
-
-
 def _epoch_of(action: v.Action) -> int:
     if isinstance(action, v.Resync):
         return -1
     if isinstance(action, v.Adopt):
         return action.model.since_epoch
     return action.epoch
-
-
-def _log_event(event: object, me: str) -> None:
-    """One line per chain event, as it is applied."""
-    tx = getattr(getattr(event, "meta", None), "tx_hash", "?")
-    if isinstance(event, EpochStarted):
-        log.info("epoch %d started: proposer %s%s, proposal deadline %d (tx %s)", event.epoch, event.proposer,
-                 " (us)" if event.proposer == me else "", event.proposal_deadline, tx)
-    elif isinstance(event, WeightsProposed):
-        log.info("epoch %d: %s proposed %s (cid %s), voting until %d (tx %s)",
-                 event.epoch, event.proposer, event.digest, event.cid, event.voting_deadline, tx)
-    elif isinstance(event, VoteCast):
-        log.debug("epoch %d: %s voted %s, score %d (tx %s)",
-                  event.epoch, event.voter, "approve" if event.approve else "reject", event.score, tx)
-    elif isinstance(event, (ProposalAccepted, ProposalRejected)):
-        kind = "accepted" if isinstance(event, ProposalAccepted) else "rejected"
-        log.info("epoch %d %s: %d approve / %d reject, proposal %s (tx %s)",
-                 event.epoch, kind, event.approvals, event.rejections, event.digest, tx)
-    elif isinstance(event, EpochSkipped):
-        log.info("epoch %d skipped: %s proposed nothing in time (tx %s)", event.epoch, event.proposer, tx)
-    elif isinstance(event, v.Removed):
-        log.warning("a reorganisation removed %s: undoing it", type(event.event).__name__)
-    elif type(event).__name__ not in ("ConsortiumFormed", "ModelInitialized"):
-        log.warning("event %s not understood (tx %s): checking the chain's state instead", type(event).__name__, tx)
