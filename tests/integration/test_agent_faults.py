@@ -732,7 +732,8 @@ def test_a_vote_already_cast_elsewhere_is_routine(anvil: AnvilNode, tmp_path: Pa
     caplog.set_level(logging.INFO, logger="colearn_chain")
     caplog.clear()
 
-    # Execute
+    # Execute: step until the agent has tried to vote (it judges the proposal beside the loop), then some more
+    _step_until(agent, lambda: "AlreadyVoted" in caplog.text, "the agent's vote attempt")
     for _ in range(3):
         agent.step()
 
