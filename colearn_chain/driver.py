@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .decision import is_accepted, threshold_to_bps, voter_count
-from .mli import MachineLearningInterface, ProposedWeights, check_proposed, check_weights
+from .mli import (
+    MachineLearningInterface,
+    ProposedWeights,
+    check_proposed,
+    check_weights,
+    copy_weights,
+)
 from .protocol import proposer_index
 from .typing import Weights
 
@@ -60,9 +66,6 @@ class EpochResult:
         return tuple(None if v is None else v.vote for v in self.votes)
 
 
-def copy_weights(weights: Weights) -> Weights:
-    """Return an independent copy, so no two learners ever share (and mutate) the same arrays."""
-    return {name: array.copy() for name, array in weights.items()}
 
 
 def run_one_epoch(

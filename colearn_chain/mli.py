@@ -54,6 +54,20 @@ class MachineLearningInterface(abc.ABC):
     def current_weights(self) -> Weights:
         """Return the current weights (a copy the caller may keep)."""
 
+    def restore_proposal_count(self, count: int) -> None:
+        """Set how many proposals this learner has made, as the chain records them.
+
+        Optional. A learner whose proposals depend on how many it made before (its randomness drawn
+        per proposal) overrides this, so that an agent restarting, or one whose proposal the chain
+        never recorded, continues the sequence the in-memory reference produces. The default keeps
+        nothing, for learners whose proposals do not depend on it.
+        """
+
+
+def copy_weights(weights: Weights) -> Weights:
+    """Return an independent copy, so no two learners ever share (and mutate) the same arrays."""
+    return {name: array.copy() for name, array in weights.items()}
+
 
 def check_weights(value: object, what: str) -> Weights:
     """Return ``value`` if it is a Weights dict, else raise a LearnerContractError saying what is wrong."""

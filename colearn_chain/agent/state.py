@@ -18,11 +18,11 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Final, Optional
+from typing import Any, Final
 
+from .._files import atomic_write
 from ..codec import decode_weights, digest_hex
 from ..exceptions import DigestMismatch
-from .._files import atomic_write
 from ..typing import Cid, HexDigest, Weights
 
 __all__ = ["SavedModel", "StateDir"]
@@ -68,9 +68,9 @@ class StateDir:
         cid: Cid,
         approve: bool,
         score: int,
-        vote_score: Optional[float],
-        test_score: Optional[float],
-        reason: Optional[str],
+        vote_score: float | None,
+        test_score: float | None,
+        reason: str | None,
     ) -> None:
         """Append this learner's judgement of ``epoch``'s proposal (the chain keeps only the vote and score).
 

@@ -9,8 +9,7 @@ loop asks again on later polls and casts it only when the voting deadline is nea
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -18,9 +17,15 @@ import numpy as np
 
 from ..chain.events import cid_problem
 from ..codec import decode_weights, digest_hex, encode_weights
-from ..driver import copy_weights
-from ..exceptions import CidNotFound, DigestMismatch, StoreUnavailable, WeightsMismatch, WeightStoreError
-from ..mli import MachineLearningInterface, check_proposed
+from ..exceptions import (
+    CidNotFound,
+    DigestMismatch,
+    StoreUnavailable,
+    WeightsMismatch,
+    WeightStoreError,
+)
+from ..mli import MachineLearningInterface, check_proposed, copy_weights
+from ..protocol import INVALID_SCORE, SCORE_SCALE, to_fixed_point
 from ..store.base import WeightStore
 from ..typing import Cid, HexDigest, Weights
 
@@ -36,13 +41,10 @@ __all__ = [
     "to_fixed_point",
 ]
 
-#: Vote scores go on chain as fixed-point integers: 1e18 = 1.0.
-SCORE_SCALE: Final[int] = 10**18
 #: The score recorded with a reject vote for a proposal that could not be tested (unfetchable,
 #: digest mismatch, too large, wrong shapes, non-finite values), and for a non-finite learner score.
 #: int256's minimum: no real score comes near it, so readers of the chain can tell the two apart.
-INVALID_PROPOSAL_SCORE: Final[int] = -(2**255)
-_INT256_MAX: Final[int] = 2**255 - 1
+INVALID_PROPOSAL_SCORE: Final[int] = INVALID_SCORE
 #: Bytes a proposal may exceed the encoding of the current weights by (a longer header, metadata).
 FETCH_SLACK: Final[int] = 64 * 1024
 #: Fetch failures that say nothing about the blob itself: asking again later may succeed.
@@ -53,7 +55,8 @@ TRANSIENT_FETCH_ERRORS: Final[tuple[type[WeightStoreError], ...]] = (StoreUnavai
 class Verdict:
     """What a voter decided about one proposal and why.
 
-    ``reason`` is None when the learner tested the weights, otherwise why they were refused untested.
+    ``reason`` says why a proposal was refused: untested (unfetchable, tampered, malformed), or by the
+    learner's own guard (out of scale, non-finite outputs); None for an ordinary tested vote.
     ``weights`` are the decoded proposal (kept to adopt it if the epoch is accepted), None if refused.
     ``retryable`` marks a reject because the blob could not be fetched (yet): worth asking again.
     """
@@ -66,14 +69,6 @@ class Verdict:
     test_score: float | None = None
     weights: Weights | None = field(default=None, compare=False, repr=False)
     blob: bytes | None = field(default=None, compare=False, repr=False)
-
-
-def to_fixed_point(score: float) -> int:
-    """``score`` as an int256 with 18 decimals; non-finite scores become INVALID_PROPOSAL_SCORE."""
-    if not math.isfinite(score):
-        return INVALID_PROPOSAL_SCORE
-    scaled = round(Fraction(score) * SCORE_SCALE)  # exact: a float product would overflow for huge scores
-    return max(INVALID_PROPOSAL_SCORE + 1, min(_INT256_MAX, scaled))
 
 
 def _check_finite(weights: Weights) -> None:
@@ -109,32 +104,51 @@ def fetch_weights(
 
 
 def evaluate_proposal(
-    learner: MachineLearningInterface, store: WeightStore, cid: Cid, digest: HexDigest, *, max_bytes: int
+    learner: MachineLearningInterface,
+    store: WeightStore,
+    cid: Cid,
+    digest: HexDigest,
+    *,
+    max_bytes: int,
+    expected: Weights | None = None,
+    cached: bytes | None = None,
+    guard: AbstractContextManager[object] | None = None,
 ) -> Verdict:
     """Judge the proposal ``(digest, cid)``: a tested vote, or a reject with the reason it was refused.
 
     A blob that cannot be fetched (StoreUnavailable, CidNotFound) gives a ``retryable`` reject: the store
     being down or slow says nothing certain about the proposal, so the caller asks again while voting is
     open and casts the reject only near the deadline. Every other refusal is final.
+
+    ``expected`` (the model's shapes; default: the learner's current weights) lets the fetch run without
+    touching the learner; ``cached`` is a blob already held (our own proposal), used if its digest matches;
+    ``guard`` is entered around the learner's test (a lock, when the loop runs beside this).
     """
     problem = cid_problem(cid)  # not UTF-8, control characters, too long: no store is asked for it
     if problem is not None:
         return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"unreadable proposal: {problem}")
     try:
-        weights, blob = fetch_weights(store, cid, digest, learner.current_weights(), max_bytes=max_bytes)
+        template = learner.current_weights() if expected is None else expected
+        if cached is not None and digest_hex(cached) == digest.lower():
+            weights, blob = decode_weights(cached, expected=template, max_bytes=max_bytes), cached
+            _check_finite(weights)
+        else:
+            weights, blob = fetch_weights(store, cid, digest, template, max_bytes=max_bytes)
     except TRANSIENT_FETCH_ERRORS as error:
         return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"{type(error).__name__}: {error}",
                        retryable=True)
     except (WeightStoreError, WeightsMismatch) as error:
         return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"{type(error).__name__}: {error}")
     try:
-        # The learner gets its own copy: what it does with it cannot change what we adopt later.
-        result = check_proposed(learner.test_weights(copy_weights(weights)), "test_weights")
+        with guard if guard is not None else nullcontext():
+            # The learner gets its own copy: what it does with it cannot change what we adopt later.
+            result = check_proposed(learner.test_weights(copy_weights(weights)), "test_weights")
     except WeightsMismatch as error:  # the learner's own, stricter check of the weights
         return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"{type(error).__name__}: {error}")
     return Verdict(
         approve=bool(result.vote),
         score=to_fixed_point(float(result.vote_score)),
+        reason=result.reason,  # the learner's own word on a refusal (out of scale, non-finite outputs, ...)
         vote_score=float(result.vote_score),
         test_score=float(result.test_score),
         weights=weights,

@@ -7,7 +7,6 @@ import logging
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Optional
 
 from web3.exceptions import Web3Exception
 
@@ -122,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     )
     agent = Agent(client, store, learner, StateDir(args.state_dir), settings)
 
-    def _stop(signum: int, frame: Optional[FrameType]) -> None:
+    def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current step", signum)
         agent.stop()
 

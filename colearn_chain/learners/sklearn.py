@@ -470,6 +470,10 @@ class ClassifierLearner(MachineLearningInterface):
         self._weights = {k: v.copy() for k, v in self.model.check(weights).items()}
         self._current_vote_score = self._vote_score(self._weights)
 
+    def restore_proposal_count(self, count: int) -> None:
+        """Continue the proposal sequence after ``count`` proposals (what the chain recorded)."""
+        self.proposals_made = count
+
     def current_weights(self) -> Weights:
         """Return a copy of the current weights."""
         return {k: v.copy() for k, v in self._weights.items()}

@@ -68,6 +68,10 @@ class ToyLearner(MachineLearningInterface):
         """Adopt the accepted weights (a private copy)."""
         self._w = self._check(weights).copy()
 
+    def restore_proposal_count(self, count: int) -> None:
+        """Continue the proposal sequence after ``count`` proposals (what the chain recorded)."""
+        self.proposals_made = count
+
     def current_weights(self) -> Weights:
         """Return a copy of ``w``."""
         return {"w": self._w.copy()}

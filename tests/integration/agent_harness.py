@@ -115,7 +115,7 @@ class Consortium:
             args.append("--colearn-variant")
         result = subprocess.run(
             [sys.executable, "-m", "colearn_chain.cli", *args],
-            env=self._env(deployer), cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env=self._env(deployer), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"deploy failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -135,7 +135,7 @@ class Consortium:
         env["COLEARN_KEYSTORE_PASSWORD"] = str(self.keystore_password)
         result = subprocess.run(
             [sys.executable, "-m", "colearn_chain.cli", "wallet", "new", "--out", str(path)],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"wallet new failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")

@@ -27,14 +27,23 @@ from typing import Any
 
 import numpy as np
 import pytest
+from agent_harness import Consortium, same_weights
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from rpc_proxy import RpcProxy
+from store_proxy import StallingStoreProxy
 
-from agent_harness import Consortium, same_weights
 from colearn_chain.agent import INVALID_PROPOSAL_SCORE, Agent, AgentSettings, StateDir
 from colearn_chain.chain.client import ChainClient, Phase
 from colearn_chain.chain.deployment import Deployment
-from colearn_chain.chain.events import ChainEvent, EpochSkipped, LogCursor, ProposalAccepted, VoteCast, WeightsProposed
+from colearn_chain.chain.events import (
+    ChainEvent,
+    EpochSkipped,
+    LogCursor,
+    ProposalAccepted,
+    VoteCast,
+    WeightsProposed,
+)
 from colearn_chain.codec import digest_hex, encode_weights
 from colearn_chain.exceptions import ContractRevert
 from colearn_chain.learners import make_learner
@@ -44,7 +53,6 @@ from colearn_chain.services.kubo import KuboNode
 from colearn_chain.store import LocalStore, WeightStore, from_url
 from colearn_chain.store.unixfs import cid_v0
 from colearn_chain.typing import Weights
-from rpc_proxy import RpcProxy
 
 pytestmark = pytest.mark.slow
 
@@ -340,6 +348,67 @@ def test_a_proposal_not_fetchable_yet_is_asked_for_again_until_the_deadline_near
         assert "Traceback" not in consortium.agents[2].log_text()
 
 
+def test_a_fetch_that_hangs_does_not_stop_the_agent_closing_epochs_or_voting_in_time(
+    kubo_node: KuboNode, tmp_path: Path
+) -> None:
+    # Prepare: learners 0 and 1 are played by the test, agent 2 runs with its store behind a proxy that holds
+    # every fetch of one CID for 25 s, as a Kubo node looking for a blob no reachable peer has. Voting lasts
+    # 8 s (an unjudged proposal is rejected in its last 5 s); an epoch without a proposal may be closed after 4 s.
+    hold = 25.0
+    with AnvilNode() as anvil, StallingStoreProxy(kubo_node.url, hold=hold) as proxy:
+        consortium = Consortium(anvil.url, tmp_path, proxy.url, TOY, 3, proposal_timeout=4, voting_timeout=8).setup()
+        store = from_url(kubo_node.url)
+        clients = [consortium.client(0), consortium.client(1)]
+        unreachable = encode_weights(_blob())
+        cid = cid_v0(unreachable)
+        proxy.stalled.add(cid)
+
+        # Execute
+        try:
+            consortium.start(2, until_epoch=3)
+            _wait_log(consortium, 2, " resumes at block ")
+            # Epoch 0: accepted by learners 0 and 1; the agent's fetch of the proposal hangs.
+            clients[0].propose(0, digest_hex(unreachable), cid)
+            voting_deadline = clients[0].epoch_state().deadline
+            for client in clients:
+                client.vote(0, True, 1)
+            _wait_for(lambda: bool(proxy.held), 10, "the agent's fetch to be held")
+            first_held = time.monotonic()
+            # Epoch 1: learner 1 proposes nothing; only the agent, still waiting on the store, can close both.
+            _start_epoch(clients[0], 2, timeout=hold - 5)
+            closed_while_held = time.monotonic() - first_held < hold and cid in proxy.stalled
+            store.put(unreachable)
+            proxy.stalled.discard(cid)  # the network finds the blob: the held fetches complete
+            # Epoch 2: the agent's own proposal, once it has adopted epoch 0's model.
+            _wait_for(lambda: clients[0].epoch_state().phase == Phase.Voting, 30, "the agent's proposal")
+            for client in clients:
+                client.vote(2, True, 1)
+            codes = consortium.wait(timeout=30)
+        finally:
+            consortium.stop_all()
+
+        # Assert
+        log2 = consortium.agents[2].log_text()
+        assert codes == {2: 0}, log2[-4000:]
+        assert closed_while_held, log2[-4000:]
+        refused = _agent_vote(consortium, 2, 0)
+        assert refused is not None and not refused.approve and refused.score == INVALID_PROPOSAL_SCORE
+        mined_at = int(clients[0].w3.eth.get_block(refused.meta.block_number)["timestamp"])
+        assert voting_deadline - 5 <= mined_at < voting_deadline, (mined_at, voting_deadline)
+        reason = StateDir(consortium.agents[2].state_dir).evaluations()[0]["reason"]
+        assert "not judged" in reason and "before the voting deadline" in reason, reason
+        assert re.search(r"epoch 0: rejecting proposal .*not judged", log2), log2[-4000:]
+        events = consortium.events()
+        closers = {e.epoch: clients[0].w3.eth.get_transaction(e.meta.tx_hash)["from"]
+                   for e in events if isinstance(e, (ProposalAccepted, EpochSkipped)) and e.epoch < 2}
+        assert closers == {0: consortium.accounts[2].address, 1: consortium.accounts[2].address}
+        assert consortium.decisions() == [(0, "accepted"), (1, "skipped"), (2, "accepted")]
+        assert f"adopted {digest_hex(unreachable)}" in log2
+        saved = StateDir(consortium.agents[2].state_dir).current()
+        assert saved is not None and saved.since_epoch == 3
+        assert "Traceback" not in log2
+
+
 def test_an_accepted_model_is_adopted_once_fetchable_and_an_unadoptable_one_stops_the_agent(
     kubo_node: KuboNode, tmp_path: Path
 ) -> None:
@@ -572,10 +641,14 @@ def test_a_vote_that_ran_out_of_gas_is_sent_again(anvil: AnvilNode, tmp_path: Pa
     agent.start()
     learner1 = ChainClient(anvil.url, chain.accounts[1], chain.deployment.address, priority_fee=2 * GWEI)
     chain.rpc("evm_setAutomine", False)
+    before = chain.clients[0].block_number()
 
     # Execute: the agent's vote (estimated as the 2nd of 3) and learner 1's (tipping more, so mined first)
-    # share a block: the agent's becomes the 3rd, pays for deciding the epoch, and runs out of gas.
-    stepping = threading.Thread(target=agent.step)
+    # share a block: the agent's becomes the 3rd, pays for deciding the epoch, and runs out of gas. The
+    # agent steps until its vote is mined (it judges the proposal beside the loop first).
+    stepping = threading.Thread(
+        target=lambda: _step_until(agent, lambda: chain.clients[0].block_number() > before, "the agent's vote")
+    )
     stepping.start()
     _wait_for(lambda: chain.pool_size() == 1, 10, "the agent's vote in the pool")
     voting = threading.Thread(target=lambda: learner1.vote(0, True, 1))
@@ -675,7 +748,8 @@ def test_a_vote_already_cast_elsewhere_is_routine(
     caplog.set_level(logging.INFO, logger="colearn_chain")
     caplog.clear()
 
-    # Execute
+    # Execute: step until the agent has tried to vote (it judges the proposal beside the loop), then some more
+    _step_until(agent, lambda: "AlreadyVoted" in caplog.text, "the agent's vote attempt")
     for _ in range(3):
         agent.step()
 

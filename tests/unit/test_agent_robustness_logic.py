@@ -8,7 +8,13 @@ from typing import Any
 import ipfshttpclient.exceptions as ipfs_errors
 import pytest
 import requests
-from web3.exceptions import ContractCustomError, RequestTimedOut, TimeExhausted, TooManyRequests, Web3RPCError
+from web3.exceptions import (
+    ContractCustomError,
+    RequestTimedOut,
+    TimeExhausted,
+    TooManyRequests,
+    Web3RPCError,
+)
 
 from colearn_chain.chain import events as events_module
 from colearn_chain.chain.client import _is_transient

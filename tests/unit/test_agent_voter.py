@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colearn_chain.agent import INVALID_PROPOSAL_SCORE, SCORE_SCALE, StateDir, evaluate_proposal, to_fixed_point
+from colearn_chain.agent import (
+    INVALID_PROPOSAL_SCORE,
+    SCORE_SCALE,
+    StateDir,
+    evaluate_proposal,
+    to_fixed_point,
+)
 from colearn_chain.agent.voter import FETCH_SLACK, fetch_limit
 from colearn_chain.codec import decode_weights, digest_hex, encode_weights
 from colearn_chain.exceptions import StoreUnavailable
@@ -154,3 +160,18 @@ def test_evaluations_keep_the_last_judgement_per_epoch(tmp_path: Path) -> None:
     records = state.evaluations()
     assert sorted(records) == [3, 4]
     assert records[3]["approve"] is True and records[3]["score"] == SCORE_SCALE and records[3]["reason"] is None
+
+
+def test_a_blob_already_held_is_judged_without_the_store(store: LocalStore) -> None:
+    # Prepare: our own proposal, which the store does not hold
+    proposer, voter = ToyLearner(0), ToyLearner(1)
+    blob = encode_weights(proposer.propose_weights())
+
+    # Execute
+    held = evaluate_proposal(voter, store, cid_v0(blob), digest_hex(blob), max_bytes=1 << 20, cached=blob)
+    other = evaluate_proposal(voter, store, cid_v0(blob), digest_hex(blob), max_bytes=1 << 20, cached=b"other bytes")
+
+    # Assert: the held blob is tested; a held blob of another digest is ignored (and the store has nothing)
+    assert held.reason is None and held.blob == blob
+    assert held.approve == voter.test_weights(decode_weights(blob)).vote
+    assert other.retryable and other.reason is not None and "CidNotFound" in other.reason
