@@ -97,14 +97,14 @@ def run_federated(config: dict[str, Any], attack: str, system: str, rounds: int)
     sizes = [len(ln.honest.data.train) if hasattr(ln, "honest") else len(ln.data.train) for ln in learners]  # type: ignore[attr-defined]
     for _ in range(rounds):
         results = []
-        for learner, size in zip(learners, sizes):
+        for learner, size in zip(learners, sizes, strict=True):
             learner.accept_weights({k: v.copy() for k, v in global_weights.items()})
             with np.errstate(all="ignore"):
                 update = learner.propose_weights()
             results.append(([update[k] for k in names], size))
         with np.errstate(all="ignore"):
             combined = combine(results)
-        global_weights = {k: np.asarray(v, dtype=np.float64) for k, v in zip(names, combined)}
+        global_weights = {k: np.asarray(v, dtype=np.float64) for k, v in zip(names, combined, strict=True)}
     return _honest_accuracy(learners, [global_weights] * N_LEARNERS, attack)
 
 

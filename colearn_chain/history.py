@@ -559,7 +559,7 @@ class History:
                 if not isinstance(replies, list) or len(replies) != len(hashes):
                     raise ValueError(f"unexpected batch reply {str(replies)[:200]}")
                 by_id = sorted(replies, key=lambda r: int(r.get("id", 0))) if all("id" in r for r in replies) else replies
-                for tx, reply in zip(hashes, by_id):
+                for tx, reply in zip(hashes, by_id, strict=True):
                     receipt = reply.get("result")
                     if not receipt:
                         raise ValueError(f"no receipt for {tx}: {reply.get('error')}")

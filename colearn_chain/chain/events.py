@@ -247,11 +247,11 @@ def _decode_args(event_abi: dict[str, Any], log: Any) -> dict[str, Any]:
     if len(topics) != len(indexed):
         raise ValueError(f"{len(topics)} topics for {len(indexed)} indexed arguments")
     args: dict[str, Any] = {}
-    for item, topic in zip(indexed, topics):  # this contract indexes only static types
+    for item, topic in zip(indexed, topics, strict=True):  # this contract indexes only static types
         args[item["name"]] = abi_decode([item["type"]], bytes(HexBytes(topic)))[0]
     types = ["bytes" if item["type"] == "string" else item["type"] for item in plain]
     values = abi_decode(types, bytes(HexBytes(log["data"])))
-    for item, value in zip(plain, values):
+    for item, value in zip(plain, values, strict=True):
         args[item["name"]] = decode_cid(value) if item["type"] == "string" else value
     return args
 

@@ -148,10 +148,11 @@ def render(history: History, *, last: int | None = None, txs: bool = True) -> st
     right = {0, len(header) - 1}
 
     def fmt(row: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        cells = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        return "  ".join(cells).rstrip()
 
     lines.append(fmt(header))
-    for r, row in zip(records, rows):
+    for r, row in zip(records, rows, strict=True):
         lines.append(fmt(row))
         if not txs:
             continue

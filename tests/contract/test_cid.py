@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 from brownie import web3
+from eth_abi import encode
+
+from colearn_chain.chain.revert import decode_revert
 from conftest import (
     INITIAL_DIGEST,
     PROPOSING,
@@ -21,9 +24,6 @@ from conftest import (
     digest_of,
     expect_revert,
 )
-from eth_abi import encode
-
-from colearn_chain.chain.revert import decode_revert
 
 # Real content ids of the empty file, as `ipfs add` and `ipfs cid base32` print them.
 CIDV0 = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"

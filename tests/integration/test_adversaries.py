@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agent_harness import ROOT, Consortium, same_weights
 
+from agent_harness import ROOT, Consortium, same_weights
 from colearn_chain.codec import digest_hex, encode_weights
 from colearn_chain.learners import make_learner
 from colearn_chain.services.anvil import AnvilNode

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from colearn_chain.chain.deployment import Deployment
 from colearn_chain.chain.connection import connect
+from colearn_chain.chain.deployment import Deployment
 from colearn_chain.explorer.server import ExplorerServer, serve_in_background
 from colearn_chain.history import History
 from colearn_chain.services.anvil import AnvilNode, fund
