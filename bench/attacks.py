@@ -15,7 +15,8 @@ Budgets: ``rounds`` gives federated learning as many rounds as voting has epochs
 trainings), ``trainings`` gives it as many local trainings (``epochs / n`` rounds). Attacks (from
 tests/integration/hostile_learners.py, the same code the adversarial agent tests run): none, random,
 huge, sign_flip, label_flip, free_rider, collude2 (two sign-flipping colluders; under voting they approve
-each other and reject every honest proposal). Attackers sit at learner index 0 (and 1): the first proposal, against the untrained model, is theirs.
+each other and reject every honest proposal). Attackers sit at learner index 0 (and 1): the first proposal,
+against the untrained model, is theirs.
 
 Prints one JSON object ``{dataset: {system: {attack: mean honest final test accuracy}}}`` (mean over the
 seeds), then a Markdown table. Needs Flower (``pip install flwr==1.42.0``): brownie pins versions Flower

@@ -162,7 +162,9 @@ class ChainClient:
         digest = HexBytes(initial_digest)
         constructor = next(item for item in abi() if item["type"] == "constructor")
         types = [arg["type"] for arg in constructor["inputs"]]
-        args = [learner_list, threshold_bps, proposal_timeout, voting_timeout, proposer_votes, bytes(digest), initial_cid]
+        args = [
+            learner_list, threshold_bps, proposal_timeout, voting_timeout, proposer_votes, bytes(digest), initial_cid
+        ]
         data = bytecode() + abi_encode(types, args).hex()
         sent, receipt = self.transactions.transact("deploy", data, to=None)
         self.attach(receipt["contractAddress"])
@@ -252,7 +254,10 @@ class ChainClient:
         return self._call_mutator("propose", epoch, bytes(HexBytes(digest)), cid)
 
     def vote(self, epoch: int, approve: bool, score: int) -> SentTx:
-        """Vote on ``epoch``'s proposal; ``score`` is fixed point (see :func:`colearn_chain.protocol.to_fixed_point`)."""
+        """Vote on ``epoch``'s proposal.
+
+        ``score`` is fixed point (see :func:`colearn_chain.protocol.to_fixed_point`).
+        """
         return self._call_mutator("vote", epoch, bool(approve), int(score))
 
     def close(self, epoch: int) -> SentTx:

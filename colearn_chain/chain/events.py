@@ -206,7 +206,10 @@ EpochClosed = ProposalAccepted | ProposalRejected | EpochSkipped
 
 _CLASSES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (ConsortiumFormed, ModelInitialized, EpochStarted, WeightsProposed, VoteCast, ProposalAccepted, ProposalRejected, EpochSkipped)
+    for cls in (
+        ConsortiumFormed, ModelInitialized, EpochStarted, WeightsProposed,
+        VoteCast, ProposalAccepted, ProposalRejected, EpochSkipped,
+    )
 }
 # Solidity argument name -> dataclass field name.
 _FIELD = {

@@ -36,7 +36,9 @@ GWEI: Final[int] = 10**9
 DEFAULT_PRIORITY_FEE: Final[int] = 1 * GWEI
 
 #: Node messages (lower case) that mean "this nonce is not the next one", so we resync and re-sign.
-_NONCE_HINTS: Final[tuple[str, ...]] = ("nonce too low", "nonce too high", "invalid nonce", "replacement transaction underpriced")
+_NONCE_HINTS: Final[tuple[str, ...]] = (
+    "nonce too low", "nonce too high", "invalid nonce", "replacement transaction underpriced"
+)
 #: Node messages that mean the very same signed transaction is already in the pool.
 _KNOWN_HINTS: Final[tuple[str, ...]] = ("already known", "already imported", "known transaction")
 #: Node messages that mean a replacement's fees are not high enough above the transaction it replaces.
@@ -163,8 +165,9 @@ class TransactionSender:
 
     def _next_nonce(self) -> int:
         if self._nonce is None:
+            address = self.account.address
             self._nonce = int(
-                self.retrying("eth_getTransactionCount", lambda: self.w3.eth.get_transaction_count(self.account.address, "pending"))
+                self.retrying("eth_getTransactionCount", lambda: self.w3.eth.get_transaction_count(address, "pending"))
             )
         return self._nonce
 
@@ -272,7 +275,9 @@ class TransactionSender:
     def _receipt(self, what: str, tx_hash: HexBytes) -> Any:
         return self.retrying(f"{what} receipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))
 
-    def _failure_of_mined(self, what: str, tx: dict[str, Any], receipt: Any, gas: int) -> ContractRevert | TransactionFailed:
+    def _failure_of_mined(
+        self, what: str, tx: dict[str, Any], receipt: Any, gas: int
+    ) -> ContractRevert | TransactionFailed:
         """Why a mined transaction failed: replay it on the state its block left.
 
         A transaction that passed estimation but reverted on chain usually lost a race to one mined before

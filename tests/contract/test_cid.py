@@ -108,7 +108,8 @@ def test_every_byte_value_is_judged_by_the_alphabet(cl: Any, learners: list[Any]
     # Execute: each of the 256 byte values between two valid bytes, through eth_call (nothing mined)
     refused: dict[int, tuple[object, ...]] = {}
     for value in range(256):
-        call = {"from": learners[0].address, "to": cl.address, "data": propose_data(cl, 0, digest_of("x"), b"Q" + bytes([value]) + b"m")}
+        data = propose_data(cl, 0, digest_of("x"), b"Q" + bytes([value]) + b"m")
+        call = {"from": learners[0].address, "to": cl.address, "data": data}
         try:
             web3.eth.call(call)
         except ValueError as exc:  # brownie's web3 reports a revert as {"message", "data"}

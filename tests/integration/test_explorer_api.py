@@ -198,7 +198,9 @@ def test_wait_nan_is_refused_at_once_not_spun_on(served: tuple[ExplorerServer, s
         "epochs?" + "&".join(f"p{i}=1" for i in range(20)),
     ],
 )
-def test_every_bad_query_parameter_is_a_400_with_a_message(served: tuple[ExplorerServer, str, Driver], query: str) -> None:
+def test_every_bad_query_parameter_is_a_400_with_a_message(
+    served: tuple[ExplorerServer, str, Driver], query: str
+) -> None:
     server, url, _ = served
 
     status, body = _get_within(url + "api/" + query.format(seq=server.history.seq), 5)

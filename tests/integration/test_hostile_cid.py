@@ -71,7 +71,10 @@ def _redeploy_legacy(consortium: Consortium) -> None:
     )
     assert receipt["status"] == 1
     legacy = dataclasses.replace(
-        record, address=receipt["contractAddress"], block=receipt["blockNumber"], tx_hash=receipt["transactionHash"].to_0x_hex()
+        record,
+        address=receipt["contractAddress"],
+        block=receipt["blockNumber"],
+        tx_hash=receipt["transactionHash"].to_0x_hex(),
     )
     legacy.save(consortium.deployment_path)
     consortium.deployment = legacy
