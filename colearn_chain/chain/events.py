@@ -167,7 +167,9 @@ class VoteCast:
 
 
 @dataclass(frozen=True)
-class ProposalAccepted:
+class _Decision:
+    """What both outcomes of a vote carry: the proposal decided on and the count that decided it."""
+
     epoch: int
     digest: str
     cid: str
@@ -179,15 +181,13 @@ class ProposalAccepted:
 
 
 @dataclass(frozen=True)
-class ProposalRejected:
-    epoch: int
-    digest: str
-    cid: str
-    approvals: int
-    rejections: int
-    meta: LogMeta
-    #: why ``cid`` is not a plausible CID (then it is an escaped rendering), None when it is
-    cid_invalid: str | None = None
+class ProposalAccepted(_Decision):
+    """The proposal became the current model."""
+
+
+@dataclass(frozen=True)
+class ProposalRejected(_Decision):
+    """The proposal was not accepted; the current model stays."""
 
 
 @dataclass(frozen=True)

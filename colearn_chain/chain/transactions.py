@@ -27,13 +27,29 @@ from .records import SentTx
 from .revert import revert_from_exception
 from .views import Retrying
 
-__all__ = ["DEFAULT_PRIORITY_FEE", "GWEI", "TransactionSender", "bump_fee"]
+__all__ = [
+    "DEFAULT_GAS_EXTRA",
+    "DEFAULT_GAS_MARGIN",
+    "DEFAULT_PRIORITY_FEE",
+    "DEFAULT_RECEIPT_POLL",
+    "DEFAULT_RECEIPT_TIMEOUT",
+    "DEFAULT_REPLACEMENTS",
+    "GWEI",
+    "TransactionSender",
+    "bump_fee",
+]
 
 log = logging.getLogger(__name__)
 
 GWEI: Final[int] = 10**9
 #: Tip offered when the node cannot suggest one (and the default on local chains).
 DEFAULT_PRIORITY_FEE: Final[int] = 1 * GWEI
+# The sender's other defaults, here once for TransactionSender and ChainClient (which passes them on).
+DEFAULT_GAS_MARGIN: Final[float] = 0.25
+DEFAULT_GAS_EXTRA: Final[int] = 60_000
+DEFAULT_RECEIPT_TIMEOUT: Final[float] = 120.0
+DEFAULT_RECEIPT_POLL: Final[float] = 0.05
+DEFAULT_REPLACEMENTS: Final[int] = 3
 
 #: Node messages (lower case) that mean "this nonce is not the next one", so we resync and re-sign.
 _NONCE_HINTS: Final[tuple[str, ...]] = (
@@ -66,12 +82,12 @@ class TransactionSender:
         account: LocalAccount,
         retrying: Retrying,
         *,
-        gas_margin: float = 0.25,
-        gas_extra: int = 60_000,
+        gas_margin: float = DEFAULT_GAS_MARGIN,
+        gas_extra: int = DEFAULT_GAS_EXTRA,
         priority_fee: int | None = DEFAULT_PRIORITY_FEE,
-        receipt_timeout: float = 120.0,
-        receipt_poll: float = 0.05,
-        replacements: int = 3,
+        receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
+        receipt_poll: float = DEFAULT_RECEIPT_POLL,
+        replacements: int = DEFAULT_REPLACEMENTS,
     ) -> None:
         self.w3 = w3
         self.account = account
