@@ -15,7 +15,8 @@ Budgets: ``rounds`` gives federated learning as many rounds as voting has epochs
 trainings), ``trainings`` gives it as many local trainings (``epochs / n`` rounds). Attacks (from
 tests/integration/hostile_learners.py, the same code the adversarial agent tests run): none, random,
 huge, sign_flip, label_flip, free_rider, collude2 (two sign-flipping colluders; under voting they approve
-each other and reject every honest proposal). Attackers sit at learner index 0 (and 1): the first proposal, against the untrained model, is theirs.
+each other and reject every honest proposal). Attackers sit at learner index 0 (and 1): the first proposal,
+against the untrained model, is theirs.
 
 Prints one JSON object ``{dataset: {system: {attack: mean honest final test accuracy}}}`` (mean over the
 seeds), a second with how many of the attackers' proposals voting accepted, then Markdown tables (counts
@@ -105,14 +106,14 @@ def run_federated(config: dict[str, Any], attack: str, system: str, rounds: int)
     sizes = [len(ln.honest.data.train) if hasattr(ln, "honest") else len(ln.data.train) for ln in learners]  # type: ignore[attr-defined]
     for _ in range(rounds):
         results = []
-        for learner, size in zip(learners, sizes):
+        for learner, size in zip(learners, sizes, strict=True):
             learner.accept_weights({k: v.copy() for k, v in global_weights.items()})
             with np.errstate(all="ignore"):
                 update = learner.propose_weights()
             results.append(([update[k] for k in names], size))
         with np.errstate(all="ignore"):
             combined = combine(results)
-        global_weights = {k: np.asarray(v, dtype=np.float64) for k, v in zip(names, combined)}
+        global_weights = {k: np.asarray(v, dtype=np.float64) for k, v in zip(names, combined, strict=True)}
     return _honest_accuracy(learners, [global_weights] * N_LEARNERS, attack)
 
 

@@ -264,7 +264,9 @@ def _start_agents(
         else:
             env = {**base_env, ENV_PRIVATE_KEY: wallet.account.key.hex()}
         with open(state_dir / "agent.log", "ab") as log_file:
-            process = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         agents.append(_AgentProcess(i, wallet.account.address, state_dir, process))
     return agents
 
@@ -301,12 +303,15 @@ def _follow(
                 _print_epoch(event, votes.get(event.epoch, {}), learners, agents, settings, time.monotonic() - started)
         failed = [a for a in agents if a.process.poll() not in (None, 0)]
         if failed:
-            names = ", ".join(f"learner {a.index} (exit {a.process.returncode}, log {a.state_dir / 'agent.log'})" for a in failed)
+            names = ", ".join(
+                f"learner {a.index} (exit {a.process.returncode}, log {a.state_dir / 'agent.log'})" for a in failed
+            )
             raise ExperimentError(f"agent process failed: {names}")
         if all(a.process.poll() == 0 for a in agents):
             for event in cursor.poll():  # the last epoch's events
                 if isinstance(event, (ProposalAccepted, ProposalRejected, EpochSkipped)):
-                    _print_epoch(event, votes.get(event.epoch, {}), learners, agents, settings, time.monotonic() - started)
+                    elapsed = time.monotonic() - started
+                    _print_epoch(event, votes.get(event.epoch, {}), learners, agents, settings, elapsed)
             return
         if time.monotonic() - last_progress > stall_limit:
             raise ExperimentError(

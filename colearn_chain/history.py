@@ -101,7 +101,9 @@ class Proposal:
     tx: TxRef
 
     def to_json(self) -> dict[str, Any]:
-        return {"digest": self.digest, "cid": self.cid, "voting_deadline": self.voting_deadline, "tx": self.tx.to_json()}
+        return {
+            "digest": self.digest, "cid": self.cid, "voting_deadline": self.voting_deadline, "tx": self.tx.to_json()
+        }
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,11 @@ class EpochRecord:
     def transactions(self) -> tuple[TxRef, ...]:
         """Every transaction of the epoch once: proposal, votes, close (unless a vote closed it)."""
         seen: dict[str, TxRef] = {}
-        refs = ([self.proposal.tx] if self.proposal else []) + [v.tx for v in self.votes] + ([self.close] if self.close else [])
+        refs = [
+            *([self.proposal.tx] if self.proposal else []),
+            *(v.tx for v in self.votes),
+            *([self.close] if self.close else []),
+        ]
         for ref in refs:
             seen.setdefault(ref.hash, ref)
         return tuple(seen.values())
@@ -369,7 +375,10 @@ class History:
         confirmations: int = 0,
         gas: bool = True,
     ) -> History:
-        """Like :meth:`load` but reads no events yet (call :meth:`update`), so a caller can choose when to pay for it."""
+        """Like :meth:`load` but reads no events yet (call :meth:`update`).
+
+        So a caller can choose when to pay for reading them.
+        """
         try:
             chain_id = int(w3.eth.chain_id)
         except Exception as exc:
@@ -406,7 +415,8 @@ class History:
             params = self._views.params()
         except Exception as exc:
             raise ContractNotFound(
-                f"the contract at {self.address} does not answer CollectiveLearning's views ({type(exc).__name__}: {exc})"
+                f"the contract at {self.address} does not answer CollectiveLearning's views "
+                f"({type(exc).__name__}: {exc})"
             ) from exc
         self._params = params
         self._index = {a.lower(): i for i, a in enumerate(params.learners)}
@@ -558,8 +568,9 @@ class History:
                 )
                 if not isinstance(replies, list) or len(replies) != len(hashes):
                     raise ValueError(f"unexpected batch reply {str(replies)[:200]}")
-                by_id = sorted(replies, key=lambda r: int(r.get("id", 0))) if all("id" in r for r in replies) else replies
-                for tx, reply in zip(hashes, by_id):
+                if all("id" in r for r in replies):
+                    replies = sorted(replies, key=lambda r: int(r.get("id", 0)))
+                for tx, reply in zip(hashes, replies, strict=True):
                     receipt = reply.get("result")
                     if not receipt:
                         raise ValueError(f"no receipt for {tx}: {reply.get('error')}")

@@ -153,7 +153,11 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
             (f"In-memory reference driver on the same learners: decisions match: "
             f"{reference.get('decisions_match')}, final weights match: {reference.get('weights_match')}."),
         ]
-    lines += ["", "| epoch | proposer | outcome | approvals | rejections | proposal's mean local test score | gas |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| epoch | proposer | outcome | approvals | rejections | proposal's mean local test score | gas |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for e in epochs:
         scores = [v["test_score"] for v in e["votes"] if v.get("test_score") is not None]
         gas = sum(t.get("gas") or 0 for t in e.get("transactions", []))

@@ -48,10 +48,8 @@ def printable(value: object, limit: int | None = DEFAULT_LIMIT) -> str:
         text = bytes(value).decode("utf-8", errors="backslashreplace")
     else:
         text = value if isinstance(value, str) else str(value)
-    if text.isascii() and text.isprintable():  # the common case, in C
-        escaped = text
-    else:
-        escaped = "".join(_escape(char) for char in text)
+    # isascii() and isprintable() run in C: the common case costs no Python loop.
+    escaped = text if text.isascii() and text.isprintable() else "".join(_escape(char) for char in text)
     if limit is not None and len(escaped) > limit:
         return f"{escaped[:limit]}…(+{len(escaped) - limit} chars)"
     return escaped

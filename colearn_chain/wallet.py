@@ -106,7 +106,9 @@ def load_account(keystore: Path | str | None = None, *, env: Mapping[str, str] |
     if keystore is not None:
         password = keystore_password(env=env, what=f"password of {keystore}")
         if password is None:
-            raise WalletError(f"keystore {keystore} given but {ENV_KEYSTORE_PASSWORD} is not set (and no terminal to ask)")
+            raise WalletError(
+                f"keystore {keystore} given but {ENV_KEYSTORE_PASSWORD} is not set (and no terminal to ask)"
+            )
         return load_keystore(keystore, password)
     key = env.get(ENV_PRIVATE_KEY)
     if not key:

@@ -23,7 +23,16 @@ from .connection import DEFAULT_TIMEOUT, RetryPolicy, http_web3, is_transient
 from .deployment import Deployment
 from .events import as_hex
 from .records import BlockId, ContractParams, CurrentModel, EpochState, SentTx
-from .transactions import DEFAULT_PRIORITY_FEE, GWEI, TransactionSender
+from .transactions import (
+    DEFAULT_GAS_EXTRA,
+    DEFAULT_GAS_MARGIN,
+    DEFAULT_PRIORITY_FEE,
+    DEFAULT_RECEIPT_POLL,
+    DEFAULT_RECEIPT_TIMEOUT,
+    DEFAULT_REPLACEMENTS,
+    GWEI,
+    TransactionSender,
+)
 from .views import ContractViews
 
 __all__ = [
@@ -79,12 +88,12 @@ class ChainClient:
         timeout: float = DEFAULT_TIMEOUT,
         backoff: float = 0.25,
         max_backoff: float = 5.0,
-        gas_margin: float = 0.25,
-        gas_extra: int = 60_000,
+        gas_margin: float = DEFAULT_GAS_MARGIN,
+        gas_extra: int = DEFAULT_GAS_EXTRA,
         priority_fee: int | None = DEFAULT_PRIORITY_FEE,
-        receipt_timeout: float = 120.0,
-        receipt_poll: float = 0.05,
-        replacements: int = 3,
+        receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
+        receipt_poll: float = DEFAULT_RECEIPT_POLL,
+        replacements: int = DEFAULT_REPLACEMENTS,
     ) -> None:
         self.rpc_url = rpc_url
         self.account = account
@@ -162,7 +171,9 @@ class ChainClient:
         digest = HexBytes(initial_digest)
         constructor = next(item for item in abi() if item["type"] == "constructor")
         types = [arg["type"] for arg in constructor["inputs"]]
-        args = [learner_list, threshold_bps, proposal_timeout, voting_timeout, proposer_votes, bytes(digest), initial_cid]
+        args = [
+            learner_list, threshold_bps, proposal_timeout, voting_timeout, proposer_votes, bytes(digest), initial_cid
+        ]
         data = bytecode() + abi_encode(types, args).hex()
         sent, receipt = self.transactions.transact("deploy", data, to=None)
         self.attach(receipt["contractAddress"])
@@ -252,7 +263,10 @@ class ChainClient:
         return self._call_mutator("propose", epoch, bytes(HexBytes(digest)), cid)
 
     def vote(self, epoch: int, approve: bool, score: int) -> SentTx:
-        """Vote on ``epoch``'s proposal; ``score`` is fixed point (see :func:`colearn_chain.protocol.to_fixed_point`)."""
+        """Vote on ``epoch``'s proposal.
+
+        ``score`` is fixed point (see :func:`colearn_chain.protocol.to_fixed_point`).
+        """
         return self._call_mutator("vote", epoch, bool(approve), int(score))
 
     def close(self, epoch: int) -> SentTx:

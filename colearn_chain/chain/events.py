@@ -167,7 +167,9 @@ class VoteCast:
 
 
 @dataclass(frozen=True)
-class ProposalAccepted:
+class _Decision:
+    """What both outcomes of a vote carry: the proposal decided on and the count that decided it."""
+
     epoch: int
     digest: str
     cid: str
@@ -179,15 +181,13 @@ class ProposalAccepted:
 
 
 @dataclass(frozen=True)
-class ProposalRejected:
-    epoch: int
-    digest: str
-    cid: str
-    approvals: int
-    rejections: int
-    meta: LogMeta
-    #: why ``cid`` is not a plausible CID (then it is an escaped rendering), None when it is
-    cid_invalid: str | None = None
+class ProposalAccepted(_Decision):
+    """The proposal became the current model."""
+
+
+@dataclass(frozen=True)
+class ProposalRejected(_Decision):
+    """The proposal was not accepted; the current model stays."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,10 @@ EpochClosed = ProposalAccepted | ProposalRejected | EpochSkipped
 
 _CLASSES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (ConsortiumFormed, ModelInitialized, EpochStarted, WeightsProposed, VoteCast, ProposalAccepted, ProposalRejected, EpochSkipped)
+    for cls in (
+        ConsortiumFormed, ModelInitialized, EpochStarted, WeightsProposed,
+        VoteCast, ProposalAccepted, ProposalRejected, EpochSkipped,
+    )
 }
 # Solidity argument name -> dataclass field name.
 _FIELD = {
@@ -247,11 +250,11 @@ def _decode_args(event_abi: dict[str, Any], log: Any) -> dict[str, Any]:
     if len(topics) != len(indexed):
         raise ValueError(f"{len(topics)} topics for {len(indexed)} indexed arguments")
     args: dict[str, Any] = {}
-    for item, topic in zip(indexed, topics):  # this contract indexes only static types
+    for item, topic in zip(indexed, topics, strict=True):  # this contract indexes only static types
         args[item["name"]] = abi_decode([item["type"]], bytes(HexBytes(topic)))[0]
     types = ["bytes" if item["type"] == "string" else item["type"] for item in plain]
     values = abi_decode(types, bytes(HexBytes(log["data"])))
-    for item, value in zip(plain, values):
+    for item, value in zip(plain, values, strict=True):
         args[item["name"]] = decode_cid(value) if item["type"] == "string" else value
     return args
 

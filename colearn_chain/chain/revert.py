@@ -105,9 +105,9 @@ def decode_revert(data: str | bytes | None) -> ContractRevert:
         return ContractRevert("UnknownRevert", ("0x" + raw.hex(),), f"UnknownRevert(data=0x{raw.hex()})")
     args = tuple(
         _normalise(value, abi_type, i in spec.enum_args)
-        for i, (value, abi_type) in enumerate(zip(values, spec.arg_types))
+        for i, (value, abi_type) in enumerate(zip(values, spec.arg_types, strict=True))
     )
-    rendered = ", ".join(f"{name}={_render(value)}" for name, value in zip(spec.arg_names, args))
+    rendered = ", ".join(f"{name}={_render(value)}" for name, value in zip(spec.arg_names, args, strict=True))
     return ContractRevert(spec.name, args, f"{spec.name}({rendered})")
 
 

@@ -27,16 +27,34 @@ from .records import SentTx
 from .revert import revert_from_exception
 from .views import Retrying
 
-__all__ = ["DEFAULT_PRIORITY_FEE", "GWEI", "TransactionSender", "bump_fee"]
+__all__ = [
+    "DEFAULT_GAS_EXTRA",
+    "DEFAULT_GAS_MARGIN",
+    "DEFAULT_PRIORITY_FEE",
+    "DEFAULT_RECEIPT_POLL",
+    "DEFAULT_RECEIPT_TIMEOUT",
+    "DEFAULT_REPLACEMENTS",
+    "GWEI",
+    "TransactionSender",
+    "bump_fee",
+]
 
 log = logging.getLogger(__name__)
 
 GWEI: Final[int] = 10**9
 #: Tip offered when the node cannot suggest one (and the default on local chains).
 DEFAULT_PRIORITY_FEE: Final[int] = 1 * GWEI
+# The sender's other defaults, here once for TransactionSender and ChainClient (which passes them on).
+DEFAULT_GAS_MARGIN: Final[float] = 0.25
+DEFAULT_GAS_EXTRA: Final[int] = 60_000
+DEFAULT_RECEIPT_TIMEOUT: Final[float] = 120.0
+DEFAULT_RECEIPT_POLL: Final[float] = 0.05
+DEFAULT_REPLACEMENTS: Final[int] = 3
 
 #: Node messages (lower case) that mean "this nonce is not the next one", so we resync and re-sign.
-_NONCE_HINTS: Final[tuple[str, ...]] = ("nonce too low", "nonce too high", "invalid nonce", "replacement transaction underpriced")
+_NONCE_HINTS: Final[tuple[str, ...]] = (
+    "nonce too low", "nonce too high", "invalid nonce", "replacement transaction underpriced"
+)
 #: Node messages that mean the very same signed transaction is already in the pool.
 _KNOWN_HINTS: Final[tuple[str, ...]] = ("already known", "already imported", "known transaction")
 #: Node messages that mean a replacement's fees are not high enough above the transaction it replaces.
@@ -64,12 +82,12 @@ class TransactionSender:
         account: LocalAccount,
         retrying: Retrying,
         *,
-        gas_margin: float = 0.25,
-        gas_extra: int = 60_000,
+        gas_margin: float = DEFAULT_GAS_MARGIN,
+        gas_extra: int = DEFAULT_GAS_EXTRA,
         priority_fee: int | None = DEFAULT_PRIORITY_FEE,
-        receipt_timeout: float = 120.0,
-        receipt_poll: float = 0.05,
-        replacements: int = 3,
+        receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
+        receipt_poll: float = DEFAULT_RECEIPT_POLL,
+        replacements: int = DEFAULT_REPLACEMENTS,
     ) -> None:
         self.w3 = w3
         self.account = account
@@ -163,8 +181,9 @@ class TransactionSender:
 
     def _next_nonce(self) -> int:
         if self._nonce is None:
+            address = self.account.address
             self._nonce = int(
-                self.retrying("eth_getTransactionCount", lambda: self.w3.eth.get_transaction_count(self.account.address, "pending"))
+                self.retrying("eth_getTransactionCount", lambda: self.w3.eth.get_transaction_count(address, "pending"))
             )
         return self._nonce
 
@@ -272,7 +291,9 @@ class TransactionSender:
     def _receipt(self, what: str, tx_hash: HexBytes) -> Any:
         return self.retrying(f"{what} receipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))
 
-    def _failure_of_mined(self, what: str, tx: dict[str, Any], receipt: Any, gas: int) -> ContractRevert | TransactionFailed:
+    def _failure_of_mined(
+        self, what: str, tx: dict[str, Any], receipt: Any, gas: int
+    ) -> ContractRevert | TransactionFailed:
         """Why a mined transaction failed: replay it on the state its block left.
 
         A transaction that passed estimation but reverted on chain usually lost a race to one mined before

@@ -43,7 +43,8 @@ class ContractViews:
     def __init__(self, w3: Web3, address: str, *, retrying: Retrying = _once) -> None:
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
-        self.contract: Any = w3.eth.contract(address=self.address, abi=view_abi())  # CIDs read as bytes, decoded by decode_cid: never a UnicodeDecodeError
+        # CIDs read as bytes, decoded by decode_cid: never a UnicodeDecodeError.
+        self.contract: Any = w3.eth.contract(address=self.address, abi=view_abi())
         self._retrying = retrying
 
     def call(self, name: str, *args: Any, block: BlockId = "latest") -> Any:

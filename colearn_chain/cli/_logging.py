@@ -36,7 +36,9 @@ class EscapingFilter(logging.Filter):
         record.args = None
         if record.exc_info and not record.exc_text:
             text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = "\n".join(TRACEBACK_PREFIX + printable(line, limit=MESSAGE_LIMIT) for line in text.splitlines())
+            record.exc_text = "\n".join(
+                TRACEBACK_PREFIX + printable(line, limit=MESSAGE_LIMIT) for line in text.splitlines()
+            )
         if record.stack_info:
             record.stack_info = "\n".join(
                 TRACEBACK_PREFIX + printable(line, limit=MESSAGE_LIMIT) for line in record.stack_info.splitlines()

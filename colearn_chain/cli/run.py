@@ -24,8 +24,8 @@ Writes to --out: results.json (every epoch, vote, score and transaction with its
 plot.png (scores per epoch above, the vote grid below), summary.md, deployment.json, the agents' logs
 and models (agents/), and the learners' keystores (wallets/), encrypted with ${ENV_KEYSTORE_PASSWORD}
 (asked at a terminal when unset). On a local development chain (the one it starts, or a given one with
-chain id 31337 or 1337), with no password set, the learners get throwaway keys that are never written. Agents get the RPC URL and their key or password through
-their environment, never their command line.
+chain id 31337 or 1337), with no password set, the learners get throwaway keys that are never written.
+Agents get the RPC URL and their key or password through their environment, never their command line.
 
 On an existing chain (--rpc) the learners need funded keys: ${ENV_LEARNER_KEYS} (comma-separated
 private keys), or ${ENV_FUNDER_KEY} (a funded key that pays 10 ETH to each new learner wallet); a

@@ -26,7 +26,9 @@ def add_source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpc", default=DEFAULT_RPC, metavar="URL", help=f"JSON-RPC endpoint (default {DEFAULT_RPC})")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--contract", metavar="ADDR", help="the contract's address")
-    which.add_argument("--deployment", metavar="FILE", help="a deployment record (deployment.json) written by deploy/run")
+    which.add_argument(
+        "--deployment", metavar="FILE", help="a deployment record (deployment.json) written by deploy/run"
+    )
     parser.add_argument(
         "--from-block",
         type=int,
@@ -116,14 +118,20 @@ def render(history: History, *, last: int | None = None, txs: bool = True) -> st
     counts = history.counts()
     rule = "every learner votes" if s.proposer_votes else "the proposer does not vote"
     lines = [
-        f"CollectiveLearning {s.address} on chain {s.chain_id}: deployed at block {s.deploy_block}, read to block {s.synced_block}",
+        (
+            f"CollectiveLearning {s.address} on chain {s.chain_id}: "
+            f"deployed at block {s.deploy_block}, read to block {s.synced_block}"
+        ),
         (
             f"  rule: {s.variant} ({rule}); threshold {s.vote_threshold_bps} bps = {s.approvals_needed} of "
             f"{s.voter_count} approvals; timeouts: proposal {s.proposal_timeout} s, voting {s.voting_timeout} s"
         ),
         "  learners: " + "  ".join(f"{label[a]} {a}" for a in learners),
         f"  now: epoch {s.current_epoch}, phase {printable(s.phase)} (deadline {_when(s.deadline)})",
-        f"  current model: {printable(s.current_model.cid)} (digest {s.current_model.digest}) since epoch {s.current_model.since_epoch}",
+        (
+            f"  current model: {printable(s.current_model.cid)} (digest {s.current_model.digest}) "
+            f"since epoch {s.current_model.since_epoch}"
+        ),
         "  epochs: " + ", ".join(f"{n} {name}" for name, n in counts.items()),
         "",
     ]
@@ -148,10 +156,11 @@ def render(history: History, *, last: int | None = None, txs: bool = True) -> st
     right = {0, len(header) - 1}
 
     def fmt(row: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        cells = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        return "  ".join(cells).rstrip()
 
     lines.append(fmt(header))
-    for r, row in zip(records, rows):
+    for r, row in zip(records, rows, strict=True):
         lines.append(fmt(row))
         if not txs:
             continue

@@ -67,7 +67,7 @@ _CSP = (
 
 
 def _static(name: str) -> bytes:
-    return resources.files("colearn_chain.explorer").joinpath("static", name).read_bytes()
+    return (resources.files("colearn_chain.explorer") / "static" / name).read_bytes()
 
 
 class ExplorerServer(ThreadingHTTPServer):
@@ -199,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: ExplorerServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it
         log.debug("%s " + format, self.address_string(), *args)
 
     def _send(self, status: int, body: bytes, content_type: str, *, cache: bool = False) -> None:

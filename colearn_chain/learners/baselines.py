@@ -108,7 +108,10 @@ def solo(config: Mapping[str, Any], epochs: int, *, on_epoch: OnEpoch = _nothing
 
 
 def centralized(config: Mapping[str, Any], epochs: int, *, on_epoch: OnEpoch = _nothing) -> Accuracies:
-    """One learner on the pooled training data (features scaled on the pooled training data), for ``epochs`` proposals."""
+    """One learner on the pooled training data (features scaled on the pooled training data).
+
+    Trained for ``epochs`` proposals.
+    """
     full = learner_config(**{**dict(config), "scaling": "pooled"})
     federated = federated_data(full)
     first = make_learner(full, 0)

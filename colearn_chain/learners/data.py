@@ -91,7 +91,9 @@ def load_dataset(name: str) -> Split:
         x, y = _mnist1d()
     else:
         datasets = require("sklearn.datasets", f"the data set {name!r}")
-        loaders = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer, "wine": datasets.load_wine}
+        loaders = {
+            "digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer, "wine": datasets.load_wine
+        }
         if name not in loaders:
             raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
         x, y = loaders[name](return_X_y=True)

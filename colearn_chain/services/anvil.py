@@ -79,7 +79,9 @@ def listens_on(pid: int, port: int) -> bool | None:
 
 def find_tool(name: str, env_var: str) -> str:
     """Find a tool: ``$env_var``, then the project's node_modules/.bin and .tools/bin, then PATH."""
-    candidates = [os.environ.get(env_var), str(ROOT / "node_modules" / ".bin" / name), str(ROOT / ".tools" / "bin" / name)]
+    candidates = [
+        os.environ.get(env_var), str(ROOT / "node_modules" / ".bin" / name), str(ROOT / ".tools" / "bin" / name)
+    ]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
@@ -154,7 +156,9 @@ class AnvilNode:
             with open(self.log_path, "ab") as out:  # the child keeps its own descriptor
                 self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         else:
-            self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self._proc = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         w3 = http_web3(self.url, timeout=2)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -182,7 +186,9 @@ class AnvilNode:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -193,8 +199,9 @@ def fund_from_unlocked(rpc_url: str, addresses: Sequence[str], amount_ether: flo
     """
     w3 = http_web3(rpc_url)
     sender = w3.eth.accounts[0]
+    value = w3.to_wei(amount_ether, "ether")
     hashes = [
-        w3.eth.send_transaction({"from": sender, "to": Web3.to_checksum_address(a), "value": w3.to_wei(amount_ether, "ether")})
+        w3.eth.send_transaction({"from": sender, "to": Web3.to_checksum_address(a), "value": value})
         for a in addresses
     ]
     for tx_hash in hashes:

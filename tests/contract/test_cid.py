@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 from brownie import web3
+from eth_abi import encode
+
+from colearn_chain.chain.revert import decode_revert
 from conftest import (
     INITIAL_DIGEST,
     PROPOSING,
@@ -21,9 +24,6 @@ from conftest import (
     digest_of,
     expect_revert,
 )
-from eth_abi import encode
-
-from colearn_chain.chain.revert import decode_revert
 
 # Real content ids of the empty file, as `ipfs add` and `ipfs cid base32` print them.
 CIDV0 = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
@@ -108,7 +108,8 @@ def test_every_byte_value_is_judged_by_the_alphabet(cl: Any, learners: list[Any]
     # Execute: each of the 256 byte values between two valid bytes, through eth_call (nothing mined)
     refused: dict[int, tuple[object, ...]] = {}
     for value in range(256):
-        call = {"from": learners[0].address, "to": cl.address, "data": propose_data(cl, 0, digest_of("x"), b"Q" + bytes([value]) + b"m")}
+        data = propose_data(cl, 0, digest_of("x"), b"Q" + bytes([value]) + b"m")
+        call = {"from": learners[0].address, "to": cl.address, "data": data}
         try:
             web3.eth.call(call)
         except ValueError as exc:  # brownie's web3 reports a revert as {"message", "data"}

@@ -20,6 +20,11 @@ from typing import Any
 import pytest
 from brownie import chain, web3
 from brownie.exceptions import VirtualMachineError
+from eth_abi import encode
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
 from conftest import (
     INITIAL_CID,
     INITIAL_DIGEST,
@@ -28,10 +33,6 @@ from conftest import (
     current_model,
     digest_of,
 )
-from eth_abi import encode
-from hypothesis import HealthCheck, event, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 N_LEARNERS = 4
 MAX_CID_LENGTH = 100

@@ -39,7 +39,6 @@ from colearn_chain.exceptions import ColearnChainError
 from colearn_chain.learners import make_learner
 from colearn_chain.mli import MachineLearningInterface
 from colearn_chain.store import from_url
-
 from hostile_learners import ATTACKS, HOSTILE_CID, LEARNER_ATTACKS, hostile_learner
 
 log = logging.getLogger("hostile")

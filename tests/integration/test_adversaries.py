@@ -5,8 +5,9 @@ one hostile member (two for collusion) from `hostile.py`, each its own process w
 attack: every honest agent stays alive to the last epoch, every epoch closes exactly once, the honest agents
 end on the same weights, which are the chain's current model (nothing lost), and no proposal of an attacker
 whose weights are malicious is accepted. The attacker is learner 0 (and 1): its first proposal comes at
-epoch 0, against the untrained model, where a poisoned proposal is hardest to tell from an honest one. Each case prints the honest learners' final global test accuracy
-against the same consortium with every member honest (the in-memory reference driver).
+epoch 0, against the untrained model, where a poisoned proposal is hardest to tell from an honest one.
+Each case prints the honest learners' final global test accuracy against the same consortium with every
+member honest (the in-memory reference driver).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agent_harness import ROOT, Consortium, same_weights
 
+from agent_harness import ROOT, Consortium, same_weights
 from colearn_chain.codec import digest_hex, encode_weights
 from colearn_chain.learners import make_learner
 from colearn_chain.services.anvil import AnvilNode
@@ -108,7 +109,8 @@ def test_honest_agents_survive(
     for i in honest:
         text = consortium.agents[i].log_text()
         assert "\x1b" not in text and "\x00" not in text, f"agent {i} logged a raw control character"
-        assert not any(line.startswith("INFO epoch 0 accepted") for line in text.splitlines()), f"agent {i}: forged line"
+        forged = [line for line in text.splitlines() if line.startswith("INFO epoch 0 accepted")]
+        assert not forged, f"agent {i}: forged line"
     # Report: the honest learners' accuracy against the same consortium with every member honest.
     reference, learners = consortium.reference(EPOCHS)
     del reference

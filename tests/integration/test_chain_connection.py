@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import requests
 from eth_account import Account
-from rpc_proxy import RpcProxy
 
 from colearn_chain.chain.client import ChainClient
 from colearn_chain.chain.connection import RetryPolicy, connect
@@ -21,6 +20,7 @@ from colearn_chain.exceptions import ChainUnavailable, ContractRevert
 from colearn_chain.history import History
 from colearn_chain.protocol import SCORE_SCALE
 from colearn_chain.services.anvil import AnvilNode, free_port, fund
+from rpc_proxy import RpcProxy
 
 Reply = int | dict[str, Any]
 REFUSALS: list[Reply] = [

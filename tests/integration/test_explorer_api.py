@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from colearn_chain.chain.deployment import Deployment
 from colearn_chain.chain.connection import connect
+from colearn_chain.chain.deployment import Deployment
 from colearn_chain.explorer.server import ExplorerServer, serve_in_background
 from colearn_chain.history import History
 from colearn_chain.services.anvil import AnvilNode, fund
@@ -198,7 +198,9 @@ def test_wait_nan_is_refused_at_once_not_spun_on(served: tuple[ExplorerServer, s
         "epochs?" + "&".join(f"p{i}=1" for i in range(20)),
     ],
 )
-def test_every_bad_query_parameter_is_a_400_with_a_message(served: tuple[ExplorerServer, str, Driver], query: str) -> None:
+def test_every_bad_query_parameter_is_a_400_with_a_message(
+    served: tuple[ExplorerServer, str, Driver], query: str
+) -> None:
     server, url, _ = served
 
     status, body = _get_within(url + "api/" + query.format(seq=server.history.seq), 5)

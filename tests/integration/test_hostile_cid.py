@@ -21,23 +21,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_harness import Consortium
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_utils.abi import function_signature_to_4byte_selector
-from history_driver import Driver, learner_keys
 from web3 import Web3
 
+from agent_harness import Consortium
 from colearn_chain.agent import INVALID_PROPOSAL_SCORE, evaluate_proposal
 from colearn_chain.chain.client import ChainClient
 from colearn_chain.chain.deployment import Deployment
 from colearn_chain.chain.events import LogCursor, ProposalRejected, WeightsProposed
-from colearn_chain.explorer.server import serve_in_background
 from colearn_chain.cli.status import render
+from colearn_chain.explorer.server import serve_in_background
 from colearn_chain.history import History
 from colearn_chain.learners.toy import ToyLearner
 from colearn_chain.services.anvil import AnvilNode, fund
 from colearn_chain.store import LocalStore
+from history_driver import Driver, learner_keys
 
 #: The contract as deployed before the CID check: records any bytes as a CID.
 LEGACY = json.loads((Path(__file__).parents[1] / "fixtures" / "CollectiveLearning-unchecked-cid.json").read_text())
@@ -71,7 +71,10 @@ def _redeploy_legacy(consortium: Consortium) -> None:
     )
     assert receipt["status"] == 1
     legacy = dataclasses.replace(
-        record, address=receipt["contractAddress"], block=receipt["blockNumber"], tx_hash=receipt["transactionHash"].to_0x_hex()
+        record,
+        address=receipt["contractAddress"],
+        block=receipt["blockNumber"],
+        tx_hash=receipt["transactionHash"].to_0x_hex(),
     )
     legacy.save(consortium.deployment_path)
     consortium.deployment = legacy

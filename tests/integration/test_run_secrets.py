@@ -28,7 +28,10 @@ PASSWORD = "correct-horse-battery-staple-7f3a"
 SECRET_USER, SECRET_PASS = "rpcuser", "rpc-pass-9d2e"
 
 
-def _run_watching_agents(args: list[str], env: dict[str, str], out: Path) -> tuple[int, str, dict[int, tuple[str, dict[str, str]]]]:
+AgentsSeen = dict[int, tuple[str, dict[str, str]]]
+
+
+def _run_watching_agents(args: list[str], env: dict[str, str], out: Path) -> tuple[int, str, AgentsSeen]:
     """Run `colearn-chain run ARGS`; return its exit code, output and each agent's (cmdline, environment)."""
     seen: dict[int, tuple[str, dict[str, str]]] = {}
     log = out.parent / "console.txt"
