@@ -20,7 +20,8 @@ against the untrained model, is theirs.
 
 Prints one JSON object ``{dataset: {system: {attack: mean honest final test accuracy}}}`` (mean over the
 seeds), a second with how many of the attackers' proposals voting accepted, then Markdown tables (counts
-in parentheses are of proposals that are not malicious: a free rider's or a label-flipper's). Needs Flower (``pip install flwr==1.42.0``): brownie pins versions Flower
+in parentheses are of proposals that are not malicious: a free rider's or a label-flipper's). Needs Flower
+(``pip install flwr==1.42.0``): brownie pins versions Flower
 does not accept, so `make bench-setup` puts it in its own ``.venv-bench``.
 
     .venv-bench/bin/python bench/attacks.py                       # digits, wine, mnist1d; linear
@@ -168,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("|---|" + "---|" * len(args.attacks))
         for system, row in systems.items():
             print(f"| {system} | " + " | ".join(f"{row[a]:.3f}" for a in args.attacks) + " |")
-        if dataset in accepted and accepted[dataset]:
+        if accepted.get(dataset):
             print("| voting: attackers' proposals accepted | " + " | ".join(
                 accepted[dataset].get(a, "-") if a in MALICIOUS else f"({accepted[dataset].get(a, '-')})"
                 for a in args.attacks) + " |")

@@ -54,7 +54,7 @@ class MachineLearningInterface(abc.ABC):
     def current_weights(self) -> Weights:
         """Return the current weights (a copy the caller may keep)."""
 
-    def restore_proposal_count(self, count: int) -> None:
+    def restore_proposal_count(self, count: int) -> None:  # noqa: B027 - optional hook, deliberately a no-op
         """Set how many proposals this learner has made, as the chain records them.
 
         Optional. A learner whose proposals depend on how many it made before (its randomness drawn
@@ -72,7 +72,9 @@ def copy_weights(weights: Weights) -> Weights:
 def check_weights(value: object, what: str) -> Weights:
     """Return ``value`` if it is a Weights dict, else raise a LearnerContractError saying what is wrong."""
     if not isinstance(value, dict) or not value:
-        raise LearnerContractError(f"{what} must return a non-empty dict of name -> numpy array, got {type(value).__name__}")
+        raise LearnerContractError(
+            f"{what} must return a non-empty dict of name -> numpy array, got {type(value).__name__}"
+        )
     for name, array in value.items():
         if not isinstance(name, str) or not isinstance(array, np.ndarray):
             raise LearnerContractError(

@@ -438,7 +438,8 @@ class Agent:
         except (WeightStoreError, WeightsMismatch) as error:
             if adopt is None or adopt.digest != digest:
                 return  # no longer wanted
-            raise AgentError(cannot_adopt(what(adopt), digest, adopt.cid, error, self.settings.max_blob_bytes, self._fetch_cap)) from error
+            advice = cannot_adopt(what(adopt), digest, adopt.cid, error, self.settings.max_blob_bytes, self._fetch_cap)
+            raise AgentError(advice) from error
         self._retry_at.pop(("fetch", digest), None)
         self._keep_blob(digest, weights, blob)
 
@@ -476,7 +477,9 @@ class Agent:
         judgement = action.judgement
         if self.view.judgement != judgement:  # the give-up time came first: this reject is the judgement
             self._judged(action.epoch, action.cid, judgement, None)
-        sent = self._send("vote", action.epoch, lambda: self.client.vote(action.epoch, judgement.approve, judgement.score))
+        sent = self._send(
+            "vote", action.epoch, lambda: self.client.vote(action.epoch, judgement.approve, judgement.score)
+        )
         if sent.outcome is Outcome.SENT:
             assert sent.tx is not None
             log.info("epoch %d: voted %s (fixed score %d) tx %s gas %d", action.epoch,
@@ -539,7 +542,8 @@ class Agent:
         sent = send(kind, call)
         if sent.outcome is Outcome.SENT:
             return sent
-        what = f"epoch {epoch}: {kind} refused or failed ({sent.outcome.value}): {type(sent.error).__name__}: {sent.error}"
+        what = (f"epoch {epoch}: {kind} refused or failed ({sent.outcome.value}): "
+                f"{type(sent.error).__name__}: {sent.error}")
         if sent.outcome is Outcome.FATAL:
             raise AgentError(what) from sent.error
         if sent.outcome is Outcome.RETRY:
@@ -557,7 +561,8 @@ class Agent:
         if decoded is None:
             blob = self.state.blob_for(model.digest)
             if blob is not None:
-                decoded = _Decoded(decode_weights(blob, expected=self._template, max_bytes=self.settings.max_blob_bytes), blob)
+                weights = decode_weights(blob, expected=self._template, max_bytes=self.settings.max_blob_bytes)
+                decoded = _Decoded(weights, blob)
         if decoded is None:
             key = ("fetch", model.digest)
             if self._may_run(key):
@@ -579,7 +584,8 @@ class Agent:
         own_blob = encode_weights(self._template)
         if digest_hex(own_blob) == model.digest:
             blob = own_blob
-            log.info("current model %s (since epoch %d) equals the learner's own weights", model.digest, model.since_epoch)
+            log.info("current model %s (since epoch %d) equals the learner's own weights",
+                     model.digest, model.since_epoch)
         else:
             blob = self.state.blob_for(model.digest) or self._fetch_current(model)
             weights = decode_weights(blob, expected=self._template, max_bytes=self.settings.max_blob_bytes)
@@ -594,7 +600,10 @@ class Agent:
         except TRANSIENT_FETCH_ERRORS:
             raise
         except (WeightStoreError, WeightsMismatch) as error:
-            raise AgentError(cannot_adopt(what(model), model.digest, model.cid, error, self.settings.max_blob_bytes, self._fetch_cap)) from error
+            advice = cannot_adopt(
+                what(model), model.digest, model.cid, error, self.settings.max_blob_bytes, self._fetch_cap
+            )
+            raise AgentError(advice) from error
 
 
 # ───────────────────────────────────────────────────────────── helpers

@@ -413,7 +413,10 @@ def reduce(view: View, event: object) -> View:
     if isinstance(event, Adopted):
         done = view.adopt is not None and view.adopt.since_epoch <= event.model.since_epoch
         return dataclasses.replace(
-            view, model=event.model, adopt=None if done else view.adopt, adopt_accepted=False if done else view.adopt_accepted
+            view,
+            model=event.model,
+            adopt=None if done else view.adopt,
+            adopt_accepted=False if done else view.adopt_accepted,
         )
     return dataclasses.replace(view, stale=True)  # unknown: the chain will tell
 
@@ -462,7 +465,8 @@ def _removed(view: View, event: object) -> View:
         if event.epoch == view.epoch:
             view = dataclasses.replace(view, outcome=None)
         # An accept already adopted, or an outcome of an older epoch: only the chain knows what holds now.
-        return dataclasses.replace(view, stale=view.stale or isinstance(event, ProposalAccepted) or event.epoch < view.epoch)
+        stale = view.stale or isinstance(event, ProposalAccepted) or event.epoch < view.epoch
+        return dataclasses.replace(view, stale=stale)
     if isinstance(event, EpochStarted):
         return dataclasses.replace(view, stale=True) if event.epoch >= view.epoch else view
     return view
@@ -512,7 +516,8 @@ def actions_due(view: View, now: float) -> list[Action]:
     neither proposes nor votes (the learner would act on stale weights) but still closes expired epochs.
     The proposer (whose proposal is not settled) proposes; every voter (not the proposer under the colearn
     variant) evaluates the proposal and votes its verdict, or a reject once ``now`` reaches the give-up time
-    with the proposal still not fetched (a proposal being tested is waited for: that is local work); a keeper closes the epoch once ``now`` passes its deadline plus its stagger.
+    with the proposal still not fetched (a proposal being tested is waited for: that is local work); a keeper
+    closes the epoch once ``now`` passes its deadline plus its stagger.
     """
     if view.stale:
         return [Resync()]
@@ -550,7 +555,8 @@ def _vote_or_evaluate(view: View, proposal: Proposal, now: float) -> Action:
         return Evaluate(view.epoch, proposal.digest, proposal.cid, give_up_at)
     why = view.fetch_error or "the fetch had not finished"
     reason = f"not judged {window:.0f} s before the voting deadline {proposal.voting_deadline}: {why}"
-    return Vote(view.epoch, proposal.cid, Judgement(proposal.digest, False, INVALID_PROPOSAL_SCORE, reason), timed_out=True)
+    judgement = Judgement(proposal.digest, False, INVALID_PROPOSAL_SCORE, reason)
+    return Vote(view.epoch, proposal.cid, judgement, timed_out=True)
 
 
 def needs_chain_clock(action: Action) -> bool:

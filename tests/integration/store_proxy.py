@@ -69,7 +69,7 @@ class StallingStoreProxy:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: Any) -> None:
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
@@ -84,7 +84,9 @@ class StallingStoreProxy:
         self._thread.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stalled.clear()
         self._server.shutdown()
         self._server.server_close()

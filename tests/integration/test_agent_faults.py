@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agent_harness import Consortium, same_weights
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from rpc_proxy import RpcProxy
 from store_proxy import StallingStoreProxy
 
+from agent_harness import Consortium, same_weights
 from colearn_chain.agent import INVALID_PROPOSAL_SCORE, Agent, AgentSettings, StateDir
 from colearn_chain.chain.client import ChainClient, Phase
 from colearn_chain.chain.deployment import Deployment
@@ -53,6 +52,7 @@ from colearn_chain.services.kubo import KuboNode
 from colearn_chain.store import LocalStore, WeightStore, from_url
 from colearn_chain.store.unixfs import cid_v0
 from colearn_chain.typing import Weights
+from rpc_proxy import RpcProxy
 
 pytestmark = pytest.mark.slow
 

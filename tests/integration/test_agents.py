@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_harness import Consortium, same_weights
 
+from agent_harness import Consortium, same_weights
 from colearn_chain.driver import EpochResult
 from colearn_chain.services.anvil import AnvilNode
 from colearn_chain.services.kubo import KuboNode

@@ -247,7 +247,8 @@ def test_a_removed_epoch_start_asks_the_chain() -> None:
 def test_a_restart_snapshot_after_our_vote_does_not_vote_again() -> None:
     rules = view_of(1).rules
     proposal = v.Proposal(LEARNERS[0], _digest(0), "Qm0", 200)
-    view = v.initial_view(rules, v.Snapshot(0, LEARNERS[0], 200, INITIAL, voted=True, proposal=proposal), my_proposals=3)
+    snapshot = v.Snapshot(0, LEARNERS[0], 200, INITIAL, voted=True, proposal=proposal)
+    view = v.initial_view(rules, snapshot, my_proposals=3)
     assert view.proposal_deadline is None and view.deadline == 200 and view.my_proposals == 3
     assert v.actions_due(view, 150) == []
     assert v.actions_due(view, 201) == [v.Close(0, 200, 1)]
@@ -256,7 +257,8 @@ def test_a_restart_snapshot_after_our_vote_does_not_vote_again() -> None:
 def test_a_restart_snapshot_of_our_own_recorded_proposal_does_not_propose_again() -> None:
     rules = view_of(0).rules
     proposal = v.Proposal(LEARNERS[0], _digest(0), "Qm0", 200)
-    view = v.initial_view(rules, v.Snapshot(0, LEARNERS[0], 200, INITIAL, voted=False, proposal=proposal), my_proposals=1)
+    snapshot = v.Snapshot(0, LEARNERS[0], 200, INITIAL, voted=False, proposal=proposal)
+    view = v.initial_view(rules, snapshot, my_proposals=1)
     assert kinds(v.actions_due(view, 150)) == ["Evaluate"]
 
 
