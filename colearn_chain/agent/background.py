@@ -27,6 +27,7 @@ class Background:
         self.limit = limit
         self._jobs: dict[Hashable, tuple[Future[Any], threading.Event]] = {}
         self._abandoned: list[Future[Any]] = []
+        self._wake = threading.Event()  # set whenever a job ends: the loop need not sleep a full poll
 
     def busy(self) -> int:
         """Threads still running, including those of jobs given up on."""
@@ -49,10 +50,21 @@ class Background:
                 future.set_result(job(cancelled))
             except BaseException as error:  # noqa: BLE001 - handed to the loop, which decides
                 future.set_exception(error)
+            finally:
+                self._wake.set()
 
         threading.Thread(target=run, name=f"agent-job-{key}", daemon=True).start()
         self._jobs[key] = (future, cancelled)
         return True
+
+    def wait(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds, waking as soon as a job ends (its result is due to the loop).
+
+        A wake-up lost between the loop's last look and this call costs nothing: the loop collects every
+        finished job at its next step whatever woke it.
+        """
+        if self._wake.wait(timeout):
+            self._wake.clear()
 
     def finished(self) -> list[tuple[Hashable, Future[Any]]]:
         """The jobs done since the last call (each returned once), in submission order."""

@@ -202,7 +202,7 @@ class Agent:
             except (ColearnChainError, Web3Exception) as error:
                 self._warn(f"step-{type(error).__name__}", "step failed, will try again: %s: %s",
                            type(error).__name__, error)
-            time.sleep(self.settings.poll_interval)
+            self._jobs.wait(self.settings.poll_interval)  # a finished fetch or test wakes the loop at once
         return 0
 
     def stop(self) -> None:

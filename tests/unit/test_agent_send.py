@@ -105,3 +105,18 @@ def test_an_abandoned_job_is_told_and_still_counts_until_it_ends() -> None:
     release.set()
     _wait(lambda: jobs.busy() == 0)
     assert seen == [True] and jobs.finished() == []
+
+
+def test_a_job_that_ends_wakes_the_waiting_loop_before_its_poll_interval() -> None:
+    # Prepare: a job that ends when told to
+    jobs = Background(limit=1)
+    release = threading.Event()
+    assert jobs.submit("fetch", lambda cancelled: release.wait(5))
+    threading.Timer(0.05, release.set).start()
+    # Execute: the loop's sleep between steps, with a poll interval far longer than the job
+    started = time.monotonic()
+    jobs.wait(10.0)
+    woke_after = time.monotonic() - started
+    # Assert: woken by the job, whose result is then collected
+    assert woke_after < 5.0
+    assert [key for key, _ in jobs.finished()] == ["fetch"]
