@@ -11,10 +11,11 @@ their receipt only: brownie's transaction objects declare a transaction "dropped
 replacement" when the sender's nonce has moved before the node shows the receipt, a window that a loaded
 machine (a second test run beside this one) opens often enough to fail one run in two; hypothesis,
 replaying the example, then reported "Flaky: Inconsistent data generation". A failed transaction's
-custom error is read from the node's trace of it, so it is the verdict of that very block. Invariants: one vote per learner per
-epoch, approvals + rejections <= voters, the epoch advances by exactly one per close, the current
-model changes only on accept, and only a CID of 1..MAX_CID_LENGTH bytes in [0-9A-Za-z] is ever recorded
-(hostile CIDs are sent as raw bytes, so invalid UTF-8 reaches the contract too).
+custom error is read from the node's trace of it, so it is the verdict of that very block.
+Invariants: one vote per learner per epoch, approvals + rejections <= voters, the epoch advances by
+exactly one per close, the current model changes only on accept, and only a CID of 1..MAX_CID_LENGTH
+bytes in [0-9A-Za-z] is ever recorded (hostile CIDs are sent as raw bytes, so invalid UTF-8 reaches the
+contract too).
 """
 
 from __future__ import annotations
