@@ -42,7 +42,9 @@ def _run_watching_agents(args: list[str], env: dict[str, str], out: Path) -> tup
             parent = psutil.Process(run.pid)
             deadline = time.monotonic() + 240
             while run.poll() is None and time.monotonic() < deadline:
-                for child in parent.children(recursive=True):
+                # The run's own children only: an agent may fork a short-lived helper (a library probing the
+                # system), which carries the agent's command line until it execs and is not an agent.
+                for child in parent.children():
                     try:
                         cmdline = "\0".join(child.cmdline())
                         if "agent" in child.cmdline() and child.pid not in seen:
