@@ -60,11 +60,11 @@ from .services.anvil import (
 from .store import KuboStore, LocalStore, WeightStore
 from .text import redact_url
 from .wallet import (
+    DEV_CHAIN_SCRYPT_N,
     ENV_KEYSTORE_PASSWORD,
     ENV_PRIVATE_KEY,
-    create_keystore,
     keystore_password,
-    load_keystore,
+    new_keystore,
 )
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,11 @@ def _user_keys(n: int) -> list[LocalAccount] | None:
     return accounts
 
 
+def _on_dev_chain(settings: ExperimentSettings, rpc_url: str) -> bool:
+    """Whether the run's chain is a local development chain (the one it started, or a local chain id)."""
+    return settings.rpc is None or connect(rpc_url).eth.chain_id in LOCAL_CHAIN_IDS
+
+
 def _run_password(settings: ExperimentSettings, rpc_url: str) -> str | None:
     """The password for new learner keystores, or None for throwaway keys.
 
@@ -177,9 +182,7 @@ def _run_password(settings: ExperimentSettings, rpc_url: str) -> str | None:
     chain the password is asked once at a terminal, and without one the run stops rather than invent a
     password it would have to write down.
     """
-    if os.environ.get(ENV_KEYSTORE_PASSWORD) is None and (
-        settings.rpc is None or connect(rpc_url).eth.chain_id in LOCAL_CHAIN_IDS
-    ):
+    if os.environ.get(ENV_KEYSTORE_PASSWORD) is None and _on_dev_chain(settings, rpc_url):
         return None
     password = keystore_password(what="password for the learners' new keystores")
     if not password:
@@ -190,11 +193,13 @@ def _run_password(settings: ExperimentSettings, rpc_url: str) -> str | None:
     return password
 
 
-def _learner_wallets(n: int, rpc_url: str, out: Path, password: str | None) -> list[_Wallet]:
+def _learner_wallets(
+    n: int, rpc_url: str, out: Path, password: str | None, *, scrypt_n: int | None = None
+) -> list[_Wallet]:
     """The learners' wallets: $COLEARN_LEARNER_KEYS (funded keys on an existing chain), or new keys
-    (in keystores under ``out/wallets`` encrypted with ``password``; in memory only when it is None),
-    funded from $COLEARN_FUNDER_KEY, the node's unlocked dev account, or (on a local chain id only)
-    Anvil's well-known dev key."""
+    (in keystores under ``out/wallets`` encrypted with ``password`` at scrypt cost ``scrypt_n``, the
+    standard one when None; in memory only when ``password`` is None), funded from $COLEARN_FUNDER_KEY,
+    the node's unlocked dev account, or (on a local chain id only) Anvil's well-known dev key."""
     supplied = _user_keys(n)
     if supplied is not None:
         return [_Wallet(account, None) for account in supplied]
@@ -205,8 +210,7 @@ def _learner_wallets(n: int, rpc_url: str, out: Path, password: str | None) -> l
             wallets.append(_Wallet(Account.create(), None))
             continue
         path = folder / f"learner-{i}.keystore.json"
-        create_keystore(path, password, overwrite=True)
-        wallets.append(_Wallet(load_keystore(path, password), path))
+        wallets.append(_Wallet(new_keystore(path, password, overwrite=True, iterations=scrypt_n), path))
     addresses = [str(w.account.address) for w in wallets]
     funder = os.environ.get(ENV_FUNDER_KEY)
     w3 = connect(rpc_url)
@@ -362,7 +366,9 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         rpc_url = stack.enter_context(_chain(settings))
         password = _run_password(settings, rpc_url) if os.environ.get(ENV_LEARNER_KEYS) is None else None
-        wallets = _learner_wallets(settings.learners, rpc_url, settings.out, password)
+        # Keys for a local development chain are worthless outside it: a light scrypt (or none) is enough.
+        scrypt_n = DEV_CHAIN_SCRYPT_N if password is not None and _on_dev_chain(settings, rpc_url) else None
+        wallets = _learner_wallets(settings.learners, rpc_url, settings.out, password, scrypt_n=scrypt_n)
         accounts = [w.account for w in wallets]
 
         # Every learner starts from the same weights (colearn's set_equal_weights): learner 0's.

@@ -25,6 +25,7 @@ from ._files import atomic_write
 from .exceptions import ColearnChainError
 
 __all__ = [
+    "DEV_CHAIN_SCRYPT_N",
     "ENV_KEYSTORE_PASSWORD",
     "ENV_PRIVATE_KEY",
     "WalletError",
@@ -32,6 +33,7 @@ __all__ = [
     "keystore_password",
     "load_account",
     "load_keystore",
+    "new_keystore",
 ]
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,10 @@ ENV_KEYSTORE_PASSWORD: Final[str] = "COLEARN_KEYSTORE_PASSWORD"
 ENV_PRIVATE_KEY: Final[str] = "COLEARN_PRIVATE_KEY"
 #: scrypt, as geth and eth-account default to; the cost parameter is eth-account's default (2**18).
 KDF: Final[Literal["scrypt"]] = "scrypt"
+#: scrypt's cost for keys made for a local development chain (worthless outside it): about a millisecond
+#: instead of about two seconds per key, so a hundred learners' keystores are made (and read) at once.
+#: `wallet new` never uses it.
+DEV_CHAIN_SCRYPT_N: Final[int] = 2**10
 
 
 class WalletError(ColearnChainError):
@@ -68,22 +74,31 @@ def keystore_password(
     return first
 
 
-def create_keystore(path: Path | str, password: str, *, overwrite: bool = False, iterations: int | None = None) -> str:
-    """Create a new random key, write it encrypted to ``path`` (mode 0600) and return its address.
+def new_keystore(
+    path: Path | str, password: str, *, overwrite: bool = False, iterations: int | None = None
+) -> LocalAccount:
+    """Create a new random key, write it encrypted to ``path`` (mode 0600) and return its account.
 
-    ``iterations`` is scrypt's cost parameter ``n`` (eth-account's default when None); tests may lower it.
+    ``iterations`` is scrypt's cost parameter ``n`` (eth-account's default when None); a local
+    development chain's throwaway keys use :data:`DEV_CHAIN_SCRYPT_N`, tests may lower it further.
+    The caller gets the account itself, so a key just made is never decrypted again in this process.
     """
     if not password:
         raise WalletError("refusing to write a keystore with an empty password")
     path = Path(path)
     if path.exists() and not overwrite:
         raise WalletError(f"{path} exists; refusing to overwrite a keystore")
-    account = Account.create()
+    account: LocalAccount = Account.create()
     keystore = Account.encrypt(account.key, password, kdf=KDF, iterations=iterations)
     # Written under a private temporary name (0600 from its first byte) and renamed into place.
     atomic_write(path, json.dumps(keystore).encode(), mode=0o600)
     log.info("wrote keystore %s for %s", path, account.address)
-    return str(account.address)
+    return account
+
+
+def create_keystore(path: Path | str, password: str, *, overwrite: bool = False, iterations: int | None = None) -> str:
+    """Like :func:`new_keystore`, returning the new key's address (what `wallet new` prints)."""
+    return str(new_keystore(path, password, overwrite=overwrite, iterations=iterations).address)
 
 
 def load_keystore(path: Path | str, password: str) -> LocalAccount:

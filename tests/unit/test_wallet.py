@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import stat
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
-from colearn_chain.wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY, WalletError, create_keystore, load_account
+from colearn_chain.cli.wallet import run_new
+from colearn_chain.wallet import (
+    DEV_CHAIN_SCRYPT_N,
+    ENV_KEYSTORE_PASSWORD,
+    ENV_PRIVATE_KEY,
+    WalletError,
+    create_keystore,
+    load_account,
+    new_keystore,
+)
 
 FAST_SCRYPT = 2**4  # unit tests only: the default cost takes about a second per operation
 
@@ -56,3 +67,32 @@ def test_key_from_the_environment_and_bad_key_message_hides_it() -> None:
     assert key[2:20] not in str(error.value)
     with pytest.raises(WalletError, match="no key"):
         load_account(env={})
+
+
+def test_dev_chain_keystore_uses_the_light_scrypt_and_loads(tmp_path: Path) -> None:
+    # Prepare
+    path = tmp_path / "learner.json"
+
+    # Execute
+    account = new_keystore(path, "secret", iterations=DEV_CHAIN_SCRYPT_N)
+    loaded = load_account(path, env={ENV_KEYSTORE_PASSWORD: "secret"})
+
+    # Assert: the key written is the key returned, under scrypt at the light cost
+    params = json.loads(path.read_text())["crypto"]
+    assert params["kdf"] == "scrypt" and params["kdfparams"]["n"] == DEV_CHAIN_SCRYPT_N
+    assert loaded.key == account.key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_wallet_new_keeps_the_standard_scrypt_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare
+    path = tmp_path / "learner.json"
+    monkeypatch.setenv(ENV_KEYSTORE_PASSWORD, "secret")
+
+    # Execute
+    code = run_new(argparse.Namespace(out=path, force=False))
+
+    # Assert: eth-account's (and geth's) standard cost, far above the dev-chain one
+    assert code == 0
+    params = json.loads(path.read_text())["crypto"]
+    assert params["kdf"] == "scrypt" and params["kdfparams"]["n"] == 2**18 > DEV_CHAIN_SCRYPT_N
