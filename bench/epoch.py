@@ -1,25 +1,34 @@
-"""Seconds per epoch on chain (Anvil + Kubo, one agent process per learner) against the in-memory driver.
+"""Seconds per epoch on chain (Anvil + Kubo) against the in-memory driver, and what each agent costs.
 
-Run: python bench/epoch.py [--learners 3,10,25] [--epochs 6] [--block-time S]
+Run: python bench/epoch.py [--learners 3,10,25,50,100] [--epochs 6] [--agents-per-process K] [--block-time S]
 
 For each learner count a fresh Anvil chain is started (Kubo is shared), the toy learner consortium is
-deployed through the CLI and its agents are started as processes. Epoch 0 absorbs the agents' start-up,
-so the clock runs from the moment the bench sees ``EpochStarted(1)`` until it sees
-``EpochStarted(1 + epochs)``. The reference driver runs the same epochs on identically built learners.
-Prints one JSON object keyed by learner count; ``decisions_equal`` checks the on-chain run against the
-driver, so a fast but wrong run does not pass unnoticed.
+deployed through the CLI and its agents are started: one `colearn-chain agent` process per learner
+(K = 1), or K agents per `colearn-chain agents` process. Epoch 0 absorbs the agents' start-up, so the
+clock runs from the moment the bench sees ``EpochStarted(1)`` until it sees ``EpochStarted(1 + epochs)``.
+In that window it also measures the agents' CPU seconds (per agent per epoch, and Anvil's apart); over
+the whole run it samples the memory of every process it started (Anvil, Kubo, agents: peak of the
+summed RSS) and adds up the RPC calls each agent wrote down when it stopped (its own, plus its share
+of its process's follower of the chain), per agent per epoch over all 1 + epochs epochs.
+The reference driver runs the same epochs on identically built learners; ``decisions_equal`` checks the
+on-chain run against it, so a fast but wrong run does not pass unnoticed. Prints a table and one JSON
+object keyed by learner count.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))  # the consortium harness the integration tests use
@@ -27,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))  # the consortium harnes
 from agent_harness import Consortium  # noqa: E402
 from colearn_chain import driver  # noqa: E402
 from colearn_chain.chain.events import EpochStarted, LogCursor  # noqa: E402
+from colearn_chain.cli.calls import RPC_CALLS_FILE  # noqa: E402
 from colearn_chain.learners import make_learner  # noqa: E402
 from colearn_chain.services.anvil import AnvilNode  # noqa: E402
 from colearn_chain.services.kubo import KuboNode  # noqa: E402
@@ -34,8 +44,51 @@ from colearn_chain.services.kubo import KuboNode  # noqa: E402
 TOY: dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
 
 
-def _watch_epochs(consortium: Consortium, first: int, last: int, timeout: float) -> dict[int, float]:
-    """Wall-clock time at which each EpochStarted(first..last) was seen on chain."""
+class _Sampler:
+    """Samples the processes the bench started: peak summed RSS over the run, CPU times on demand."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.every = every
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def tree() -> list[psutil.Process]:
+        return psutil.Process().children(recursive=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            total = 0
+            for process in self.tree():
+                with contextlib.suppress(psutil.Error):  # a process that just ended
+                    total += process.memory_info().rss
+            self.peak_rss = max(self.peak_rss, total)
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _watch_epochs(
+    consortium: Consortium, first: int, last: int, timeout: float, on_epoch: Any = None
+) -> dict[int, float]:
+    """Wall-clock time at which each EpochStarted(first..last) was seen on chain (``on_epoch(e)`` at each)."""
     assert consortium.deployment is not None
     client = consortium.client()
     cursor = LogCursor(client.w3, consortium.deployment.address, start_block=consortium.deployment.block)
@@ -48,8 +101,25 @@ def _watch_epochs(consortium: Consortium, first: int, last: int, timeout: float)
         for event in cursor.poll():
             if isinstance(event, EpochStarted) and first <= event.epoch <= last:
                 seen[event.epoch] = now
-        time.sleep(0.01)
+                if on_epoch is not None:
+                    on_epoch(event.epoch)
+        time.sleep(0.05)
     return seen
+
+
+def _rpc_calls(consortium: Consortium) -> tuple[float, dict[str, float], list[str]]:
+    """Total calls of all agents, by method, and the follow modes they used."""
+    total = 0.0
+    by_method: dict[str, float] = {}
+    modes = []
+    for agent in consortium.agents:
+        record = json.loads((agent.state_dir / RPC_CALLS_FILE).read_text())
+        total += record["total"]
+        for part in ("own", "shared"):
+            for method, count in record[part].items():
+                by_method[method] = by_method.get(method, 0.0) + count
+        modes.append(record["follow_mode"])
+    return total, by_method, modes
 
 
 def _driver_seconds_per_epoch(n: int, epochs: int) -> tuple[float, list[bool]]:
@@ -59,33 +129,71 @@ def _driver_seconds_per_epoch(n: int, epochs: int) -> tuple[float, list[bool]]:
     return (time.perf_counter() - started) / epochs, [r.accepted for r in results]
 
 
-def bench_one(n: int, epochs: int, kubo: KuboNode, workdir: Path, block_time: float | None) -> dict[str, Any]:
-    with AnvilNode(block_time=block_time) as anvil:
+def bench_one(
+    n: int, epochs: int, kubo: KuboNode, workdir: Path, block_time: float | None, per_process: int
+) -> dict[str, Any]:
+    with AnvilNode(block_time=block_time) as anvil, _Sampler() as sampler:
         # Generous timeouts: 25 agent processes take a while to start on a small machine.
         consortium = Consortium(anvil.url, workdir, kubo.url, TOY, n, proposal_timeout=300, voting_timeout=300).setup()
+        anvil_pid = {p.pid for p in _Sampler.tree() if "anvil" in p.name()}
+        cpu: dict[int, tuple[float, float]] = {}
+
+        def on_epoch(epoch: int) -> None:
+            if epoch in (1, 1 + epochs):
+                agent_pids = {a.proc.pid for a in consortium.agents if a.proc is not None}
+                cpu[epoch] = (_cpu_seconds(agent_pids), _cpu_seconds(anvil_pid))
+
         try:
-            consortium.start_all(until_epoch=1 + epochs)
-            seen = _watch_epochs(consortium, 1, 1 + epochs, timeout=600)
-            codes = consortium.wait(timeout=60)
+            consortium.start_all(until_epoch=1 + epochs, per_process=per_process)
+            seen = _watch_epochs(consortium, 1, 1 + epochs, timeout=900, on_epoch=on_epoch)
+            codes = consortium.wait(timeout=120)
         finally:
             consortium.stop_all()
         on_chain = [kind == "accepted" for _, kind in consortium.decisions()]
+        peak_rss = sampler.peak_rss
     chain_s = (seen[1 + epochs] - seen[1]) / epochs
     driver_s, reference = _driver_seconds_per_epoch(n, 1 + epochs)
+    calls, by_method, modes = _rpc_calls(consortium)
+    agents_cpu = cpu[1 + epochs][0] - cpu[1][0]
+    anvil_cpu = cpu[1 + epochs][1] - cpu[1][1]
     return {
+        "agents_per_process": min(per_process, n),
         "epochs_timed": epochs,
         "chain_seconds_per_epoch": round(chain_s, 4),
         "driver_seconds_per_epoch": round(driver_s, 7),
         "ratio": round(chain_s / driver_s, 1),
+        "cpu_seconds_per_agent_per_epoch": round(agents_cpu / n / epochs, 4),
+        "anvil_cpu_seconds_per_epoch": round(anvil_cpu / epochs, 4),
+        "rpc_calls_per_agent_per_epoch": round(calls / n / (1 + epochs), 2),
+        "rpc_calls_by_method_per_agent_per_epoch": {
+            k: round(v / n / (1 + epochs), 2) for k, v in sorted(by_method.items(), key=lambda kv: -kv[1])
+        },
+        "follow_modes": sorted(set(modes)),
+        "peak_rss_mb": round(peak_rss / 2**20, 1),
         "accepted": sum(on_chain),
         "decisions_equal": on_chain == reference,
         "agents_exit_codes_ok": all(code == 0 for code in codes.values()),
     }
 
 
+def _table(results: dict[str, Any]) -> str:
+    rows = [f"{'learners':>8} {'K':>3} {'s/epoch':>8} {'cpu s/agent/ep':>14} {'rpc/agent/ep':>12} "
+            f"{'peak MB':>8}  decisions"]
+    for n, r in results.items():
+        if not n.isdigit():
+            continue
+        rows.append(f"{n:>8} {r['agents_per_process']:>3} {r['chain_seconds_per_epoch']:>8.3f} "
+                    f"{r['cpu_seconds_per_agent_per_epoch']:>14.4f} {r['rpc_calls_per_agent_per_epoch']:>12.1f} "
+                    f"{r['peak_rss_mb']:>8.0f}  {'equal' if r['decisions_equal'] else 'DIFFER'}")
+    return "\n".join(rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--learners", default="3,10,25", help="comma-separated learner counts (default 3,10,25)")
+    parser.add_argument("--learners", default="3,10,25,50,100",
+                        help="comma-separated learner counts (default 3,10,25,50,100)")
+    parser.add_argument("--agents-per-process", type=int, default=25, metavar="K",
+                        help="agents per process (default 25; 1: a `colearn-chain agent` process per learner)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs timed per count, after epoch 0 (default 6)")
     parser.add_argument(
         "--block-time", type=float, default=None, help="Anvil block time in s (default: instant mining)"
@@ -95,14 +203,19 @@ def main() -> int:
     results: dict[str, Any] = {}
     with KuboNode() as kubo, tempfile.TemporaryDirectory(prefix="colearn-bench-") as tmp:
         for n in counts:
-            results[str(n)] = bench_one(n, args.epochs, kubo, Path(tmp) / f"n{n}", args.block_time)
+            results[str(n)] = bench_one(
+                n, args.epochs, kubo, Path(tmp) / f"n{n}", args.block_time, args.agents_per_process
+            )
+            print(_table({str(n): results[str(n)]}).splitlines()[-1], file=sys.stderr, flush=True)
     results["setup"] = {
         "learner": TOY,
         "block_time": args.block_time,
         "cpus": os.cpu_count(),
         "store": "kubo (private, offline)",
-        "agents": "one `colearn-chain agent` process per learner, poll interval 0.1 s",
+        "agents": f"{args.agents_per_process} per process (1: `colearn-chain agent`, else `colearn-chain "
+                  "agents`), poll interval 0.1 s, new heads over WebSocket where the node serves it",
     }
+    print(_table(results))
     print(json.dumps(results, indent=2))
     return 0
 

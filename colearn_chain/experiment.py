@@ -63,6 +63,7 @@ from .wallet import (
     DEV_CHAIN_SCRYPT_N,
     ENV_KEYSTORE_PASSWORD,
     ENV_PRIVATE_KEY,
+    ENV_PRIVATE_KEYS,
     keystore_password,
     new_keystore,
 )
@@ -99,6 +100,8 @@ class ExperimentSettings:
     block_time: float | None = None
     explorer: bool = False
     explorer_port: int = 0
+    #: agents run in one process (1: a process per learner; more: `colearn-chain agents` with that many)
+    agents_per_process: int = 1
     learner_overrides: dict[str, Any] = field(default_factory=dict)
 
     def learner_config(self) -> dict[str, Any]:
@@ -240,43 +243,55 @@ class _AgentProcess:
 
 
 #: Secrets of the run that no agent process may inherit (each gets only its own key or password).
-_WITHHELD = (ENV_LEARNER_KEYS, ENV_FUNDER_KEY, ENV_PRIVATE_KEY, ENV_KEYSTORE_PASSWORD, ENV_RPC_URL)
+_WITHHELD = (
+    ENV_LEARNER_KEYS, ENV_FUNDER_KEY, ENV_PRIVATE_KEY, ENV_PRIVATE_KEYS, ENV_KEYSTORE_PASSWORD, ENV_RPC_URL
+)
 
 
 def _start_agents(
     wallets: Sequence[_Wallet], password: str | None, rpc_url: str, deployment_path: Path, store_url: str,
     settings: ExperimentSettings,
 ) -> list[_AgentProcess]:
-    """One agent process per wallet. Its key or password and the RPC URL (which may carry an API key)
-    go through its environment, never its command line: ``ps`` shows every user the arguments."""
-    agents = []
+    """One agent process per wallet, or one per ``settings.agents_per_process`` wallets. Keys, passwords
+    and the RPC URL (which may carry an API key) go through the environment, never the command line:
+    ``ps`` shows every user the arguments."""
     base_env = {k: v for k, v in os.environ.items() if k not in _WITHHELD}
     base_env[ENV_RPC_URL] = rpc_url
-    for i, wallet in enumerate(wallets):
-        state_dir = settings.out / "agents" / f"learner-{i}"
-        state_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable, "-m", "colearn_chain.cli", "agent",
-            "--deployment", str(deployment_path),
-            "--store", store_url,
-            "--state-dir", str(state_dir),
-            "--until-epoch", str(settings.epochs),
-        ]
-        if wallet.keystore is not None and password is not None:
-            cmd += ["--keystore", str(wallet.keystore)]
-            env = {**base_env, ENV_KEYSTORE_PASSWORD: password}
+    common = ["--deployment", str(deployment_path), "--store", store_url, "--until-epoch", str(settings.epochs)]
+    root = settings.out / "agents"
+    per = max(1, settings.agents_per_process)
+    agents = []
+    for first in range(0, len(wallets), per):
+        group = list(enumerate(wallets))[first:first + per]
+        dirs = [root / f"learner-{i}" for i, _ in group]
+        for state_dir in dirs:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        keyed = all(w.keystore is not None for _, w in group) and password is not None
+        if per == 1:
+            cmd = [sys.executable, "-m", "colearn_chain.cli", "agent", *common, "--state-dir", str(dirs[0])]
+            log_path = dirs[0] / "agent.log"
         else:
-            env = {**base_env, ENV_PRIVATE_KEY: wallet.account.key.hex()}
-        with open(state_dir / "agent.log", "ab") as log_file:
+            # The learners' indices come from the order of the wallets: learner-i is wallet i's directory.
+            cmd = [sys.executable, "-m", "colearn_chain.cli", "agents", *common, "--state-root", str(root)]
+            log_path = root / f"process-{first // per}.log"
+        if keyed:
+            cmd += [arg for _, w in group for arg in ("--keystore", str(w.keystore))]
+            env = {**base_env, ENV_KEYSTORE_PASSWORD: str(password)}
+        elif per == 1:
+            env = {**base_env, ENV_PRIVATE_KEY: group[0][1].account.key.hex()}
+        else:
+            env = {**base_env, ENV_PRIVATE_KEYS: ",".join(w.account.key.hex() for _, w in group)}
+        with open(log_path, "ab") as log_file:
             process = subprocess.Popen(
                 cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
-        agents.append(_AgentProcess(i, wallet.account.address, state_dir, process))
+        agents += [_AgentProcess(i, w.account.address, d, process) for (i, w), d in zip(group, dirs, strict=True)]
     return agents
 
 
 def _stop_agents(agents: Sequence[_AgentProcess]) -> None:
-    killed = stop_processes([agent.process for agent in agents], timeout=15)
+    processes = list({id(agent.process): agent.process for agent in agents}.values())  # a process may run several
+    killed = stop_processes(processes, timeout=15)
     if killed:
         log.warning("%d agent(s) did not stop within 15 s and were killed", len(killed))
 

@@ -28,6 +28,7 @@ __all__ = [
     "DEV_CHAIN_SCRYPT_N",
     "ENV_KEYSTORE_PASSWORD",
     "ENV_PRIVATE_KEY",
+    "ENV_PRIVATE_KEYS",
     "WalletError",
     "create_keystore",
     "keystore_password",
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 ENV_KEYSTORE_PASSWORD: Final[str] = "COLEARN_KEYSTORE_PASSWORD"
 #: Environment variable holding a raw private key (0x-prefixed hex), used when no keystore is given.
 ENV_PRIVATE_KEY: Final[str] = "COLEARN_PRIVATE_KEY"
+#: Environment variable holding several raw private keys, comma-separated: the agents of one process.
+ENV_PRIVATE_KEYS: Final[str] = "COLEARN_PRIVATE_KEYS"
 #: scrypt, as geth and eth-account default to; the cost parameter is eth-account's default (2**18).
 KDF: Final[Literal["scrypt"]] = "scrypt"
 #: scrypt's cost for keys made for a local development chain (worthless outside it): about a millisecond

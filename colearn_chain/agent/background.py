@@ -53,7 +53,9 @@ class Background:
             finally:
                 self._wake.set()
 
-        threading.Thread(target=run, name=f"agent-job-{key}", daemon=True).start()
+        # Named after the thread that asked (an agent's): its log lines go where that agent's go.
+        name = f"{threading.current_thread().name}:job-{key}"
+        threading.Thread(target=run, name=name, daemon=True).start()
         self._jobs[key] = (future, cancelled)
         return True
 
@@ -65,6 +67,10 @@ class Background:
         """
         if self._wake.wait(timeout):
             self._wake.clear()
+
+    def wake(self) -> None:
+        """Cut a :meth:`wait` short from another thread (e.g. a new block was mined)."""
+        self._wake.set()
 
     def finished(self) -> list[tuple[Hashable, Future[Any]]]:
         """The jobs done since the last call (each returned once), in submission order."""

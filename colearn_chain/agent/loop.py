@@ -6,7 +6,7 @@ Shape of the loop (why it is safe to kill and restart at any point):
   ``(block, logIndex)`` order, each once, only once ``confirmations`` deep. Each poll feeds all of them to
   the pure reducer before the agent acts, so an accept mined in the same block as the next
   ``EpochStarted`` is adopted before the new proposer trains, exactly as the reference driver does it.
-  Every ``model_check_every`` polls (and whenever the view is stale: a gap, an unknown event) the agent
+  Every ``model_check_every`` poll intervals (and whenever the view is stale: a gap, an unknown event) the agent
   reads the chain's state at the last block it read and feeds it back, so a missed event is repaired.
 * **Actions come from** :func:`.view.actions_due`: adopt, propose, evaluate and vote, close. Each is sent
   through :func:`.send.send`, whose one table says whether a failure is a lost race, settled, worth a retry
@@ -53,6 +53,7 @@ from ..chain.events import (
     address_topic,
     event_topic,
 )
+from ..chain.follow import ChainFollower
 from ..codec import DEFAULT_MAX_BLOB_BYTES, decode_weights, digest_hex, encode_weights
 from ..exceptions import (
     ChainUnavailable,
@@ -109,7 +110,7 @@ class AgentSettings:
     close_stagger: float = 1.0
     #: seconds between two fetches of a blob that could not be fetched (store down, CID not found)
     fetch_retry: float = 1.0
-    #: compare the chain's current model and epoch with ours every this many polls (missed events)
+    #: compare the chain's current model and epoch with ours every this many poll intervals (missed events)
     model_check_every: int = 20
     #: the deployment's block: where the chain's history (our past proposals) starts
     start_block: int = 0
@@ -147,8 +148,12 @@ class Agent:
         learner: MachineLearningInterface,
         state_dir: StateDir,
         settings: AgentSettings = AgentSettings(),
+        follower: ChainFollower | None = None,
     ) -> None:
         self.client = client
+        #: where new heads and the contract's logs come from, shared by the agents of a process (None: ask
+        #: the node on each poll); a new head wakes the loop at once
+        self.follower = follower
         self.store = store
         self.learner = learner
         self.state = state_dir
@@ -170,8 +175,10 @@ class Agent:
         self._retry_at: dict[Hashable, float] = {}  # job key -> monotonic time it may run again
         self._template: Weights = {}
         self._fetch_cap = settings.max_blob_bytes
-        self._polls = 0
+        self._next_check = math.inf  # monotonic time of the next comparison with the chain's state
         self._stopping = False
+        if follower is not None:
+            follower.on_new_head(self._jobs.wake)
 
     # ───────────────────────────────────────────────────────────── public
 
@@ -241,10 +248,14 @@ class Agent:
         )
         self.view = v.initial_view(rules, snapshot, my_proposals=count)
         self.clock.read()
+        follower = self.follower
         self.cursor = LogCursor(
             self.client.w3, str(self.client.address), start_block=snapshot_block + 1,
             confirmations=self.settings.confirmations,
+            head=follower.head if follower is not None else None,
+            get_logs=follower.get_logs if follower is not None else None,
         )
+        self._next_check = time.monotonic() + self._check_period()
         log.info(
             "learner %d (%s) resumes at block %d: epoch %d, phase %s, proposer %s, voted %s, model since epoch %d "
             "(%s); %d proposals recorded",
@@ -259,8 +270,9 @@ class Agent:
             log_event(event, self.me)
             self._feed(event)
         self._collect()
-        self._polls += 1
-        if self._polls % max(1, self.settings.model_check_every) == 0:
+        if time.monotonic() >= self._next_check:
+            # By the clock, not by steps: a new block wakes the loop, and blocks come with the learners.
+            self._next_check = time.monotonic() + self._check_period()
             self._resync()
         if self._done():
             return True
@@ -282,6 +294,9 @@ class Agent:
         wanted = {("fetch", self.view.adopt.digest)} if self.view.adopt is not None else set()
         for key in [k for k in self._retry_at if k not in wanted and not (isinstance(k, tuple) and k[1] == epoch)]:
             del self._retry_at[key]
+
+    def _check_period(self) -> float:
+        return max(1, self.settings.model_check_every) * self.settings.poll_interval
 
     def _epoch(self) -> int:
         return self.view.epoch if self.view is not None else -1

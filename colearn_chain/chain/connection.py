@@ -13,7 +13,9 @@ whose provider does not retry), never both, so retries never multiply.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -175,11 +177,24 @@ class _TransientResponse(TooManyRequests):
 
 
 class RetryingHTTPProvider(HTTPProvider):
-    """web3's HTTPProvider with :class:`RetryPolicy` applied to each request instead of web3's own retry."""
+    """web3's HTTPProvider with :class:`RetryPolicy` applied to each request instead of web3's own retry.
+
+    It counts the HTTP requests it makes (``calls``, by JSON-RPC method; a batch counts once, as
+    ``batch``), so a bench can report the calls an agent makes per epoch. The chain id is asked once:
+    web3's validation asks for it before every ``eth_call`` and ``eth_estimateGas``, which doubled an
+    agent's calls, and an endpoint does not change chains under a running process.
+    """
 
     def __init__(self, endpoint_uri: str, *, timeout: float = DEFAULT_TIMEOUT, policy: RetryPolicy = NO_RETRY) -> None:
         super().__init__(endpoint_uri, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
         self.policy = policy
+        self.calls: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+        self._chain_id: RPCResponse | None = None
+
+    def _count(self, method: str) -> None:
+        with self._count_lock:
+            self.calls[method] += 1
 
     def _retrying(self, what: str, call: Callable[[], T]) -> T:
         if self.policy.retries == 0:
@@ -187,19 +202,27 @@ class RetryingHTTPProvider(HTTPProvider):
         return self.policy.run(what, call, endpoint=str(self.endpoint_uri))
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        if method == "eth_chainId" and self._chain_id is not None:
+            return self._chain_id
         if method in _NEVER_REPEATED:
+            self._count(str(method))
             return super().make_request(method, params)
 
         def attempt() -> RPCResponse:
+            self._count(str(method))
             response = super(RetryingHTTPProvider, self).make_request(method, params)
             if is_transient_response(response):
                 raise _TransientResponse(response)
             return response
 
-        return self._retrying(str(method), attempt)
+        response = self._retrying(str(method), attempt)
+        if method == "eth_chainId" and "result" in response and "error" not in response:
+            self._chain_id = response
+        return response
 
     def make_batch_request(self, batch_requests: list[tuple[RPCEndpoint, Any]]) -> list[RPCResponse] | RPCResponse:
         def attempt() -> list[RPCResponse] | RPCResponse:
+            self._count("batch")
             response = super(RetryingHTTPProvider, self).make_batch_request(batch_requests)
             if not isinstance(response, list) and is_transient_response(response):
                 raise _TransientResponse(response)

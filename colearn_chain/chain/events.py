@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
@@ -329,6 +329,8 @@ class LogCursor:
     ``head - confirmations`` and remembers the last block it has read, so a block is read once.
     ``topics`` (an eth_getLogs topic filter, e.g. ``[event_topic("WeightsProposed"), None,
     address_topic(me)]``) restricts which events it reads; by default, all of the contract's.
+    ``head`` and ``get_logs`` replace asking the node for the block number and the logs (e.g. a
+    :class:`~.follow.ChainFollower`'s pushed head and shared log cache); by default ``w3`` is asked.
     """
 
     def __init__(
@@ -340,8 +342,12 @@ class LogCursor:
         confirmations: int = 0,
         max_range: int = 5_000,
         topics: TopicFilter | None = None,
+        head: Callable[[], int] | None = None,
+        get_logs: Callable[[Any], Sequence[Any]] | None = None,
     ) -> None:
         self.w3 = w3
+        self._head = head
+        self._get_logs = get_logs
         self.address = Web3.to_checksum_address(address)
         self.next_block = start_block
         self.confirmations = confirmations
@@ -350,7 +356,8 @@ class LogCursor:
 
     def safe_head(self) -> int:
         """The newest block deep enough to act on."""
-        return int(self.w3.eth.block_number) - self.confirmations
+        head = self._head() if self._head is not None else int(self.w3.eth.block_number)
+        return head - self.confirmations
 
     def poll(self, *, to_block: int | None = None) -> list[ChainEvent]:
         """Return the events of the blocks not read yet (up to the safe head, or ``to_block``), in order."""
@@ -362,7 +369,7 @@ class LogCursor:
             if self.topics is not None:
                 query["topics"] = self.topics
             try:
-                logs = self.w3.eth.get_logs(query)
+                logs = self._get_logs(query) if self._get_logs is not None else self.w3.eth.get_logs(query)
             except Exception:
                 # The cursor already stands past the chunks read: hand those over, fail on the next poll.
                 if events:

@@ -11,7 +11,7 @@ from ..exceptions import ColearnChainError
 from ._logging import setup_logging
 
 #: Subcommand modules under colearn_chain.cli, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("run", "wallet", "deploy", "agent", "status", "explorer", "verify")
+COMMANDS: tuple[str, ...] = ("run", "wallet", "deploy", "agent", "agents", "status", "explorer", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,15 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from eth_account.signers.local import LocalAccount
 from web3.exceptions import Web3Exception
 
 from ..agent import Agent, AgentSettings, StateDir
 from ..chain.client import ChainClient
 from ..chain.deployment import Deployment
+from ..chain.follow import ChainFollower
 from ..codec import DEFAULT_MAX_BLOB_BYTES
+from ..exceptions import ColearnChainError
 from ..learners import make_learner
 from ..store import from_url
 from ..text import redact_url
@@ -25,6 +30,7 @@ from ._options import (
     load_learner_config,
     rpc_from,
 )
+from .calls import write_rpc_calls
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +59,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_key_options(parser)
+    parser.add_argument("--state-dir", required=True, type=Path, metavar="DIR",
+                        help="where the agent keeps every model it adopted (current.json names the current one)")
+    add_agent_options(parser)
+    parser.set_defaults(func=run)
+
+
+def add_agent_options(parser: argparse.ArgumentParser) -> None:
+    """The options `agent` and `agents` share (all but the key and the state directory)."""
     add_rpc_option(parser)
     parser.add_argument("--deployment", required=True, type=Path, metavar="FILE",
                         help="deployment record written by `colearn-chain deploy`")
-    add_key_options(parser)
     parser.add_argument("--store", required=True, metavar="URL_OR_DIR",
                         help="weight store: a directory (local:PATH) or a Kubo API (http://127.0.0.1:5001)")
     parser.add_argument("--learner-config", metavar="JSON_FILE",
                         help="learner config (JSON file or inline JSON); default: the one in the deployment record")
-    parser.add_argument("--state-dir", required=True, type=Path, metavar="DIR",
-                        help="where the agent keeps every model it adopted (current.json names the current one)")
     parser.add_argument("--confirmations", type=int, default=0, metavar="N",
                         help="act only on events N blocks deep, so a short reorganisation cannot make the agent "
                         "act on a vanished event (default 0; use a few on a testnet). N > 0 needs a chain that keeps "
@@ -73,10 +85,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="seconds between polls of the chain (default 0.2)")
     parser.add_argument("--max-blob-bytes", type=int, default=DEFAULT_MAX_BLOB_BYTES, metavar="BYTES",
                         help=f"largest proposal blob to fetch and decode (default {DEFAULT_MAX_BLOB_BYTES})")
-    parser.set_defaults(func=run)
+    parser.add_argument("--no-websocket", action="store_true",
+                        help="poll the node over HTTP for new blocks instead of subscribing to them over WebSocket "
+                        "(the agent falls back to polling by itself when the node serves no WebSocket)")
 
 
-def run(args: argparse.Namespace) -> int:
+class AgentSetupError(ColearnChainError):
+    """Raised when an agent cannot be set up: no endpoint, a bad deployment record, not a learner."""
+
+
+def prepare(args: argparse.Namespace) -> tuple[str, Deployment, dict[str, Any]]:
+    """The RPC URL, the deployment record and the learner config the agent command's arguments name."""
     try:
         rpc_url = rpc_from(args)
         deployment = Deployment.load(args.deployment)
@@ -87,39 +106,68 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise ValueError("no --learner-config and none in the deployment record")
     except (OSError, ValueError) as error:
-        log.error("%s", error)
-        return 2
-    account = account_from(args)
-    client = ChainClient(rpc_url, account, deployment.address)
-    try:
-        chain_id = client.chain_id()
-        learners = client.learners()
-    except Web3Exception as error:
-        # Not transient (ChainClient retried those): the endpoint answers, but not as this chain would.
-        log.error("cannot read the contract %s through %s: %s; check --rpc and --deployment",
-                  deployment.address, redact_url(rpc_url), error)
-        return 2
-    if chain_id != deployment.chain_id:
-        log.error("%s is chain %d, the deployment is on chain %d", redact_url(rpc_url), chain_id, deployment.chain_id)
-        return 2
-    if account.address not in learners:
-        log.error("%s is not a learner of %s", account.address, deployment.address)
-        return 2
-    index = learners.index(account.address)
-    n_learners = config.setdefault("n_learners", len(learners))
-    if n_learners != len(learners):
-        log.error("the learner config is for %s learners, the contract has %d", n_learners, len(learners))
-        return 2
-    learner = make_learner(config, index)
-    store = from_url(args.store)
-    settings = AgentSettings(
+        raise AgentSetupError(str(error)) from error
+    return rpc_url, deployment, config
+
+
+def settings_from(args: argparse.Namespace, deployment: Deployment) -> AgentSettings:
+    return AgentSettings(
         poll_interval=args.poll_interval,
         confirmations=args.confirmations,
         until_epoch=args.until_epoch,
         max_blob_bytes=args.max_blob_bytes,
         start_block=deployment.block,
     )
-    agent = Agent(client, store, learner, StateDir(args.state_dir), settings)
+
+
+def follower_for(args: argparse.Namespace, rpc_url: str, deployment: Deployment) -> ChainFollower:
+    """The process's follower of the chain: new heads over WebSocket unless --no-websocket, else HTTP polls."""
+    return ChainFollower(
+        rpc_url, deployment.address, start_block=deployment.block, poll_interval=args.poll_interval,
+        websocket=not args.no_websocket,
+    )
+
+
+def build_agent(
+    rpc_url: str, deployment: Deployment, config: dict[str, Any], account: LocalAccount,
+    state_dir: Callable[[int], Path], store_url: str, settings: AgentSettings, follower: ChainFollower | None,
+) -> tuple[int, Agent]:
+    """Check that ``account`` is a learner of the deployment on this chain; return its index and its agent
+    (whose state directory is ``state_dir(index)``)."""
+    client = ChainClient(rpc_url, account, deployment.address)
+    try:
+        chain_id = client.chain_id()
+        learners = client.learners()
+    except Web3Exception as error:
+        # Not transient (ChainClient retried those): the endpoint answers, but not as this chain would.
+        raise AgentSetupError(
+            f"cannot read the contract {deployment.address} through {redact_url(rpc_url)}: {error}; "
+            "check --rpc and --deployment"
+        ) from error
+    if chain_id != deployment.chain_id:
+        raise AgentSetupError(f"{redact_url(rpc_url)} is chain {chain_id}, the deployment is on chain "
+                              f"{deployment.chain_id}")
+    if account.address not in learners:
+        raise AgentSetupError(f"{account.address} is not a learner of {deployment.address}")
+    index = learners.index(account.address)
+    config = dict(config)
+    n_learners = config.setdefault("n_learners", len(learners))
+    if n_learners != len(learners):
+        raise AgentSetupError(f"the learner config is for {n_learners} learners, the contract has {len(learners)}")
+    learner = make_learner(config, index)
+    return index, Agent(client, from_url(store_url), learner, StateDir(state_dir(index)), settings, follower)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        rpc_url, deployment, config = prepare(args)
+        account = account_from(args)
+        follower = follower_for(args, rpc_url, deployment)
+        index, agent = build_agent(rpc_url, deployment, config, account, lambda _: args.state_dir, args.store,
+                                   settings_from(args, deployment), follower)
+    except AgentSetupError as error:
+        log.error("%s", error)
+        return 2
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current step", signum)
@@ -128,5 +176,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("agent for learner %d (%s) of %s, store %s, state %s",
-             index, account.address, deployment.address, store.describe(), args.state_dir)
-    return agent.run()
+             index, account.address, deployment.address, agent.store.describe(), args.state_dir)
+    with follower:
+        code = agent.run()
+    write_rpc_calls(args.state_dir, agent, follower, 1)
+    return code

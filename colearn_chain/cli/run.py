@@ -78,6 +78,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="use this Kubo API (e.g. http://127.0.0.1:5001) instead of the embedded store")
     i.add_argument("--block-time", type=float, metavar="S",
                    help="started Anvil mines a block every S seconds (default: per transaction)")
+    i.add_argument("--agents-per-process", type=int, default=defaults.agents_per_process, metavar="K",
+                   help="run K agents in one process (`colearn-chain agents`), each with its own key, transactions, "
+                        "state directory and log, for simulations of many learners on few cores "
+                        f"(default {defaults.agents_per_process}: a process per learner)")
     i.add_argument("--explorer", action="store_true", help="serve the explorer page on loopback during the run")
     i.add_argument("--explorer-port", type=int, default=0, metavar="N", help="explorer port (default: a free one)")
     i.add_argument("--out", type=Path, default=Path("results/run"), metavar="DIR",
@@ -105,6 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed, rpc=args.rpc, ipfs=args.ipfs, out=args.out, proposal_timeout=args.proposal_timeout,
         voting_timeout=args.voting_timeout, block_time=args.block_time, explorer=args.explorer,
         explorer_port=args.explorer_port, learner_overrides=_overrides(args.learner_option),
+        agents_per_process=args.agents_per_process,
     )
     results = run_experiment(settings)
     reference = results["baselines"]["reference"]

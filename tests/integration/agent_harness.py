@@ -180,10 +180,45 @@ class Consortium:
         agent.runs += 1
         return agent
 
-    def start_all(self, *, until_epoch: int | None, skip: Sequence[int] = ()) -> None:
-        for i in range(self.n):
-            if i not in skip:
+    def start_all(self, *, until_epoch: int | None, skip: Sequence[int] = (), per_process: int = 1) -> None:
+        """Start every agent not skipped: a process each, or ``per_process`` of them per `colearn-chain agents`."""
+        chosen = [i for i in range(self.n) if i not in skip]
+        if per_process <= 1:
+            for i in chosen:
                 self.start(i, until_epoch=until_epoch)
+            return
+        for first in range(0, len(chosen), per_process):
+            self.start_group(chosen[first:first + per_process], until_epoch=until_epoch)
+
+    def start_group(self, indices: Sequence[int], *, until_epoch: int | None, extra: Sequence[str] = ()) -> None:
+        """Start the agents ``indices`` in one `colearn-chain agents` process; each keeps its own state
+        directory and log (``agent{i}/state/..`` is replaced by ``states/learner-{i}`` for them)."""
+        root = self.workdir / "states"
+        args = [
+            sys.executable, "-m", "colearn_chain.cli", "agents",
+            "--rpc", self.agent_rpc_url or self.rpc_url,
+            "--deployment", str(self.deployment_path),
+            "--store", self.store_url,
+            "--learner-config", json.dumps(self.config),
+            "--state-root", str(root),
+            "--poll-interval", "0.1",
+            *extra,
+        ]
+        if until_epoch is not None:
+            args += ["--until-epoch", str(until_epoch)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLEARN_")}
+        env["COLEARN_PRIVATE_KEYS"] = ",".join("0x" + bytes(self.agents[i].account.key).hex() for i in indices)
+        env["PYTHONUNBUFFERED"] = "1"
+        log_path = self.workdir / f"group-{indices[0]}.log"
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        for i in indices:
+            agent = self.agents[i]
+            agent.state_dir = root / f"learner-{i}"
+            agent.log_path = agent.state_dir / "agent.log"
+            agent.proc = proc
+            agent.runs += 1
 
     def kill(self, index: int) -> None:
         """SIGKILL: no chance to clean up, as a crash or a power cut."""

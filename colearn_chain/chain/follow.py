@@ -1,0 +1,214 @@
+"""Following the chain from one process: new heads pushed over WebSocket, the contract's logs read once.
+
+Why: an agent that asks the node for the block number and the logs on every poll makes calls in
+proportion to the time it runs and the number of agents, though the chain changed only when a block
+was mined. A :class:`ChainFollower` learns of each new block once per process (an ``eth_subscribe``
+to ``newHeads`` over WebSocket where the node serves it, as Anvil and geth do on the same port; else
+one ``eth_blockNumber`` per poll interval over HTTP), wakes the agents it serves, and reads the
+contract's logs for the new blocks with one ``eth_getLogs`` that every agent of the process shares.
+Agents keep their own :class:`~.events.LogCursor` (order, confirmations, ranges); only the transport
+below it changes.
+
+Everything a node sends over the socket is treated as hostile: a message that is not a well-formed
+notification of our subscription is ignored, and a socket that fails sends the follower back to
+HTTP polling, never stops an agent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from web3 import Web3
+
+from ..text import redact_url
+from .connection import RetryingHTTPProvider, RetryPolicy, http_web3
+
+__all__ = ["ChainFollower", "websocket_url"]
+
+log = logging.getLogger(__name__)
+
+#: Blocks of logs kept behind the newest read: a cursor further behind reads the node itself.
+KEEP_BLOCKS: Final[int] = 10_000
+#: Largest block range asked in one eth_getLogs (the same bound as LogCursor's).
+MAX_RANGE: Final[int] = 5_000
+#: Largest WebSocket message accepted (a block header is about 1 KiB).
+MAX_MESSAGE: Final[int] = 1 << 20
+#: Seconds to open the socket and have the subscription confirmed.
+WS_TIMEOUT: Final[float] = 5.0
+
+
+def websocket_url(rpc_url: str) -> str | None:
+    """The WebSocket URL a node serving ``rpc_url`` over HTTP answers on the same port, or None.
+
+    Anvil and geth (``--ws`` on the HTTP port, or a proxy) serve both on one address; a hosted
+    endpoint's WebSocket path differs by provider, so only http(s) URLs are mapped, path kept.
+    """
+    parts = urlsplit(rpc_url)
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    return urlunsplit((scheme, *parts[1:])) if scheme else None
+
+
+class ChainFollower:
+    """The chain's head for every agent of one process, and the contract's logs read once for all of them.
+
+    ``start_block`` is where the shared log cache starts (the deployment's block). ``websocket``:
+    True derives the socket from ``rpc_url``, a string is the socket's URL, False polls over HTTP only.
+    """
+
+    def __init__(
+        self, rpc_url: str, address: str, *, start_block: int, poll_interval: float = 0.2,
+        websocket: bool | str = True,
+    ) -> None:
+        self.rpc_url = rpc_url
+        self.address = Web3.to_checksum_address(address)
+        self.poll_interval = poll_interval
+        self.w3 = http_web3(rpc_url, policy=RetryPolicy())
+        self.ws_url = websocket_url(rpc_url) if websocket is True else (websocket or None)
+        #: "websocket" while heads are pushed, "http" while they are polled
+        self.mode = "http"
+        self._head = -1
+        self._head_lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        self._logs_lock = threading.Lock()
+        self._first = start_block  # the cache holds every log of blocks [_first, _read_to]
+        self._read_to = start_block - 1
+        self._logs: list[Any] = []
+        self._blocks: list[int] = []  # block number of each cached log, for bisect
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ───────────────────────────────────────────────────────────── public
+
+    @property
+    def provider(self) -> RetryingHTTPProvider:
+        provider = self.w3.provider
+        assert isinstance(provider, RetryingHTTPProvider)
+        return provider
+
+    def start(self) -> ChainFollower:
+        """Subscribe to new heads (or start polling) on a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._follow, name="chain-follower", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2 * WS_TIMEOUT)
+
+    def __enter__(self) -> ChainFollower:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def on_new_head(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (quick, thread-safe: e.g. setting an Event) on every new head."""
+        self._listeners.append(callback)
+
+    def head(self) -> int:
+        """The newest block number known (asked of the node once if none is known yet)."""
+        if self._head < 0:
+            self._set_head(int(self.w3.eth.block_number))
+        return self._head
+
+    def get_logs(self, query: dict[str, Any]) -> list[Any]:
+        """``eth_getLogs`` for ``query``: all of the contract's logs in a block range are served from the
+        shared cache (read from the node once per new range); any other query goes to the node."""
+        if (
+            query.get("topics") is not None
+            or Web3.to_checksum_address(query["address"]) != self.address
+            or not isinstance(query.get("fromBlock"), int)
+            or not isinstance(query.get("toBlock"), int)
+        ):
+            return list(self.w3.eth.get_logs(query))  # type: ignore[arg-type]
+        start, end = int(query["fromBlock"]), int(query["toBlock"])
+        with self._logs_lock:
+            if start < self._first:
+                return list(self.w3.eth.get_logs(query))  # type: ignore[arg-type]
+            while self._read_to < end:
+                upto = min(end, self._read_to + MAX_RANGE)
+                logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": self._read_to + 1, "toBlock": upto})
+                for item in sorted(logs, key=lambda x: (int(x["blockNumber"]), int(x["logIndex"]))):
+                    self._logs.append(item)
+                    self._blocks.append(int(item["blockNumber"]))
+                self._read_to = upto
+            self._prune()
+            lo = bisect.bisect_left(self._blocks, start)
+            hi = bisect.bisect_right(self._blocks, end)
+            return self._logs[lo:hi]
+
+    # ───────────────────────────────────────────────────────────── inside
+
+    def _prune(self) -> None:
+        first = self._read_to - KEEP_BLOCKS
+        if first > self._first:
+            cut = bisect.bisect_left(self._blocks, first)
+            del self._logs[:cut], self._blocks[:cut]
+            self._first = first
+
+    def _set_head(self, number: int) -> None:
+        with self._head_lock:
+            if number <= self._head:
+                return
+            self._head = number
+        for callback in self._listeners:
+            callback()
+
+    def _follow(self) -> None:
+        if self.ws_url is not None:
+            try:
+                self._subscribe(self.ws_url)
+                return  # stopped
+            except Exception as error:  # noqa: BLE001 - any failure of the socket means: poll instead
+                log.info("no WebSocket subscription at %s (%s: %s); following the chain over HTTP",
+                         redact_url(self.ws_url), type(error).__name__, error)
+        self.mode = "http"
+        while not self._stopping.wait(self.poll_interval):
+            try:
+                self._set_head(int(self.w3.eth.block_number))
+            except Exception as error:  # noqa: BLE001 - the agents' own calls report a dead node
+                log.debug("polling the head failed: %s: %s", type(error).__name__, error)
+
+    def _subscribe(self, url: str) -> None:
+        """Follow ``newHeads`` over the socket until stopped (returns) or the socket fails (raises)."""
+        from websockets.sync.client import connect
+
+        with connect(url, open_timeout=WS_TIMEOUT, max_size=MAX_MESSAGE, compression=None) as socket:
+            socket.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}))
+            reply = json.loads(socket.recv(timeout=WS_TIMEOUT))
+            subscription = reply.get("result") if isinstance(reply, dict) else None
+            if not isinstance(subscription, str):
+                raise ConnectionError(f"eth_subscribe refused: {str(reply)[:200]}")
+            self.mode = "websocket"
+            log.info("following new heads over WebSocket %s", redact_url(url))
+            # A block mined before the subscription took effect is not lost: read the head once now.
+            self._set_head(int(self.w3.eth.block_number))
+            while not self._stopping.is_set():
+                try:
+                    message = socket.recv(timeout=0.5)
+                except TimeoutError:
+                    continue
+                number = _head_number(message, subscription)
+                if number is not None:
+                    self._set_head(number)
+
+
+def _head_number(message: str | bytes, subscription: str) -> int | None:
+    """The block number of a ``newHeads`` notification of ``subscription``; None for anything else."""
+    try:
+        data = json.loads(message)
+        params = data["params"]
+        if data.get("method") != "eth_subscription" or params["subscription"] != subscription:
+            return None
+        number = params["result"]["number"]
+        return int(number, 16) if isinstance(number, str) else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
