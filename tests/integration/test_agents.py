@@ -9,15 +9,18 @@ instant mining and with a block every second.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent_harness import Consortium, same_weights
+from colearn_chain.cli.calls import RPC_CALLS_FILE
 from colearn_chain.driver import EpochResult
 from colearn_chain.services.anvil import AnvilNode
 from colearn_chain.services.kubo import KuboNode
+from rpc_proxy import RpcProxy
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +42,24 @@ def _logs(consortium: Consortium) -> str:
 
 def _run_and_compare(
     rpc_url: str, workdir: Path, store_url: str, *, n: int, proposer_votes: bool, epochs: int = EPOCHS,
-    extra: tuple[str, ...] = (), timeout: float = 150,
-) -> None:
+    extra: tuple[str, ...] = (), timeout: float = 150, per_process: int = 1, agent_rpc_url: str | None = None,
+) -> Consortium:
     # Prepare
-    consortium = Consortium(rpc_url, workdir, store_url, TOY, n, proposer_votes=proposer_votes).setup()
+    consortium = Consortium(
+        rpc_url, workdir, store_url, TOY, n, proposer_votes=proposer_votes, agent_rpc_url=agent_rpc_url
+    ).setup()
     reference, learners = consortium.reference(epochs)
     assert {r.accepted for r in reference} == {True, False}, "the run must include accepts and rejects"
 
     # Execute
     try:
-        for i in range(n):
-            consortium.start(i, until_epoch=epochs, extra=extra)
+        if per_process == 1:
+            for i in range(n):
+                consortium.start(i, until_epoch=epochs, extra=extra)
+        else:
+            for first in range(0, n, per_process):
+                consortium.start_group(list(range(first, min(n, first + per_process))), until_epoch=epochs,
+                                       extra=extra)
         codes = consortium.wait(timeout=timeout)
     finally:
         consortium.stop_all()
@@ -63,6 +73,37 @@ def _run_and_compare(
     for agent in consortium.agents:
         text = agent.log_text()
         assert "Traceback" not in text and " ERROR " not in text, text[-4000:]
+    return consortium
+
+
+def _rpc_record(consortium: Consortium, index: int) -> dict[str, Any]:
+    return dict(json.loads((consortium.agents[index].state_dir / RPC_CALLS_FILE).read_text()))
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "http-fallback"])
+def test_agents_sharing_processes_decide_as_the_reference_driver(
+    kubo_node: KuboNode, tmp_path: Path, websocket: bool
+) -> None:
+    """4 learners, 2 agents per `colearn-chain agents` process; new heads pushed over Anvil's WebSocket, or
+    polled over HTTP when the endpoint (an HTTP-only proxy in front of Anvil) serves no WebSocket."""
+    with AnvilNode() as anvil, RpcProxy(anvil.url) as proxy:
+        consortium = _run_and_compare(
+            anvil.url, tmp_path, kubo_node.url, n=4, proposer_votes=True, epochs=6, per_process=2,
+            agent_rpc_url=None if websocket else proxy.url,
+        )
+
+    # Assert: each agent kept its own state directory and log, and followed the chain the expected way
+    assert len({a.proc for a in consortium.agents}) == 2
+    for agent in consortium.agents:
+        text = agent.log_text()
+        assert f"learner {agent.index} ({agent.account.address}) resumes" in text
+        others = [a.account.address for a in consortium.agents if a.index != agent.index]
+        assert not any(f"({address}) resumes" in text for address in others)
+        record = _rpc_record(consortium, agent.index)
+        assert record["follow_mode"] == ("websocket" if websocket else "http")
+        assert record["agents_in_process"] == 2
+        assert 0 < record["own"]["eth_sendRawTransaction"] <= 12  # its own transactions: 6 votes, 1-2 proposals
+        assert record["own"].get("eth_chainId", 0) <= 2  # asked once per client, not before every call
 
 
 @pytest.mark.parametrize(

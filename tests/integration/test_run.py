@@ -158,3 +158,21 @@ def test_ctrl_c_stops_everything_the_run_started(tmp_path: Path) -> None:
     assert code == 130, console.read_text()[-2000:]
     _, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, f"still running after Ctrl-C: {[p.cmdline() for p in alive]}"
+
+
+def test_run_with_agents_sharing_processes(tmp_path: Path) -> None:
+    # Prepare: 4 toy learners, 2 agents per process, on a given Anvil (so the test can read the chain)
+    with AnvilNode() as node:
+        settings = ExperimentSettings(
+            learners=4, epochs=5, kind="toy", out=tmp_path / "out", rpc=node.url, agents_per_process=2,
+        )
+        # Execute
+        results = run_experiment(settings)
+        chain = chain_record(node.url, results)
+    # Assert: the run matches the chain and the reference driver; two processes ran, each agent kept its own log
+    assert_results_match_chain(results, chain, 5)
+    agents = tmp_path / "out" / "agents"
+    assert sorted(p.name for p in agents.glob("process-*.log")) == ["process-0.log", "process-1.log"]
+    for i, address in enumerate(results["learners"]):
+        text = (agents / f"learner-{i}" / "agent.log").read_text()
+        assert f"learner {i} ({address}) resumes" in text and "Traceback" not in text
