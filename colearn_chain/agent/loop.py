@@ -83,6 +83,8 @@ __all__ = ["Agent", "AgentError", "AgentSettings"]
 
 log = logging.getLogger(__name__)
 
+#: Reads of a snapshot before giving up until the next poll (see Agent._read_snapshot).
+_SNAPSHOT_ATTEMPTS: Final[int] = 3
 #: Decoded blobs kept to adopt without a fetch: our proposal and the one we judged (with room for one more).
 _BLOB_CACHE: Final[int] = 3
 
@@ -348,10 +350,20 @@ class Agent:
             time.sleep(self.settings.poll_interval)
 
     def _read_snapshot(self, block: int) -> tuple[v.Snapshot, EpochState]:
-        state = self.client.epoch_state(block=block)
-        model = self.client.current_model(block=block)
-        voted = self.client.has_voted(self.me, block=block)
-        return _snapshot_of(state, model, voted, self.params), state
+        """The chain's epoch, model and our vote at ``block``, read as one consistent state.
+
+        Why the second ``epochState``: Anvil answers a read at its newest block from the next block's
+        state while it mines that one, so three reads "at one block" could mix two states (an epoch
+        with the vote flag of the one before: the agent would never vote in it). Every transaction of
+        the contract changes ``epochState``, so an unchanged one brackets reads of a single state.
+        """
+        for _ in range(_SNAPSHOT_ATTEMPTS):
+            state = self.client.epoch_state(block=block)
+            model = self.client.current_model(block=block)
+            voted = self.client.has_voted(self.me, block=block)
+            if self.client.epoch_state(block=block) == state:
+                return _snapshot_of(state, model, voted, self.params), state
+        raise ColearnChainError(f"the node's state at block {block} kept changing while it was read")
 
     def _voted_at_latest(self, epoch: int) -> bool:
         """Whether we voted in ``epoch`` by the latest block: a vote may be newer than the lagged snapshot."""
