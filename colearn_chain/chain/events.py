@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 from eth_abi.abi import decode as abi_decode
 from eth_utils.abi import event_abi_to_log_topic
@@ -299,9 +299,14 @@ def decode_log(log: Any) -> ChainEvent:
     return _CLASSES[event_abi["name"]](**fields, meta=meta)  # type: ignore[no-any-return]
 
 
+_EVENT_TYPES: Final[tuple[type, ...]] = tuple(_CLASSES.values())
+
+
 def decode_logs(logs: Iterable[Any]) -> list[ChainEvent]:
-    """Decode logs and return them in chain order."""
-    events = [decode_log(log) for log in logs]
+    """Decode logs (events already decoded, e.g. by a shared follower, pass through) in chain order."""
+    events: list[ChainEvent] = [
+        cast(ChainEvent, log) if isinstance(log, _EVENT_TYPES) else decode_log(log) for log in logs
+    ]
     events.sort(key=lambda e: e.meta.position)
     return events
 
@@ -330,7 +335,8 @@ class LogCursor:
     ``topics`` (an eth_getLogs topic filter, e.g. ``[event_topic("WeightsProposed"), None,
     address_topic(me)]``) restricts which events it reads; by default, all of the contract's.
     ``head`` and ``get_logs`` replace asking the node for the block number and the logs (e.g. a
-    :class:`~.follow.ChainFollower`'s pushed head and shared log cache); by default ``w3`` is asked.
+    :class:`~.follow.ChainFollower`'s pushed head and shared cache, whose events come decoded once for
+    every agent of a process); by default ``w3`` is asked.
     """
 
     def __init__(

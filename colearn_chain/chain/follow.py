@@ -5,7 +5,11 @@ proportion to the time it runs and the number of agents, though the chain change
 was mined. A :class:`ChainFollower` learns of each new block once per process (an ``eth_subscribe``
 to ``newHeads`` over WebSocket where the node serves it, as Anvil and geth do on the same port; else
 one ``eth_blockNumber`` per poll interval over HTTP), wakes the agents it serves, and reads the
-contract's logs for the new blocks with one ``eth_getLogs`` that every agent of the process shares.
+contract's logs for the new blocks with one ``eth_getLogs`` that every agent of the process shares,
+decoded once. A new block wakes the agents only when its header's bloom filter says it may hold one of
+the contract's events that an agent acts on (a proposal, an outcome, a new epoch), not for each of
+the learners' votes: waking every agent for every vote made the work per epoch grow with the square of
+the number of learners. Agents still read everything at their next poll.
 Agents keep their own :class:`~.events.LogCursor` (order, confirmations, ranges); only the transport
 below it changes.
 
@@ -24,10 +28,13 @@ from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 from web3 import Web3
 
 from ..text import redact_url
 from .connection import RetryingHTTPProvider, RetryPolicy, http_web3
+from .events import ChainEvent, decode_log, event_topic
 
 __all__ = ["ChainFollower", "websocket_url"]
 
@@ -41,6 +48,21 @@ MAX_RANGE: Final[int] = 5_000
 MAX_MESSAGE: Final[int] = 1 << 20
 #: Seconds to open the socket and have the subscription confirmed.
 WS_TIMEOUT: Final[float] = 5.0
+#: The events an agent acts on at once (the others, votes, are read at its next poll).
+WAKING_EVENTS: Final[tuple[str, ...]] = (
+    "EpochStarted", "WeightsProposed", "ProposalAccepted", "ProposalRejected", "EpochSkipped",
+)
+
+
+def _bloom_bits(item: bytes) -> tuple[int, ...]:
+    """The three bits of a 2048-bit log bloom that ``item`` (an address or a topic) sets (yellow paper 4.3.1)."""
+    digest = keccak(item)
+    return tuple(((digest[i] << 8) | digest[i + 1]) & 2047 for i in (0, 2, 4))
+
+
+def bloom_may_hold(bloom: int, item: bytes) -> bool:
+    """Whether a block's log bloom may hold ``item`` (False: it certainly does not)."""
+    return all(bloom >> bit & 1 for bit in _bloom_bits(item))
 
 
 def websocket_url(rpc_url: str) -> str | None:
@@ -78,8 +100,10 @@ class ChainFollower:
         self._logs_lock = threading.Lock()
         self._first = start_block  # the cache holds every log of blocks [_first, _read_to]
         self._read_to = start_block - 1
-        self._logs: list[Any] = []
-        self._blocks: list[int] = []  # block number of each cached log, for bisect
+        self._logs: list[ChainEvent] = []
+        self._blocks: list[int] = []  # block number of each cached event, for bisect
+        self._address_bytes = bytes(HexBytes(self.address))
+        self._waking_topics = [bytes(HexBytes(event_topic(name))) for name in WAKING_EVENTS]
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -120,8 +144,8 @@ class ChainFollower:
         return self._head
 
     def get_logs(self, query: dict[str, Any]) -> list[Any]:
-        """``eth_getLogs`` for ``query``: all of the contract's logs in a block range are served from the
-        shared cache (read from the node once per new range); any other query goes to the node."""
+        """``eth_getLogs`` for ``query``: all of the contract's logs in a block range are served, decoded,
+        from the shared cache (read from the node once per new range); any other query goes to the node."""
         if (
             query.get("topics") is not None
             or Web3.to_checksum_address(query["address"]) != self.address
@@ -136,9 +160,9 @@ class ChainFollower:
             while self._read_to < end:
                 upto = min(end, self._read_to + MAX_RANGE)
                 logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": self._read_to + 1, "toBlock": upto})
-                for item in sorted(logs, key=lambda x: (int(x["blockNumber"]), int(x["logIndex"]))):
-                    self._logs.append(item)
-                    self._blocks.append(int(item["blockNumber"]))
+                for event in sorted((decode_log(item) for item in logs), key=lambda e: e.meta.position):
+                    self._logs.append(event)
+                    self._blocks.append(event.meta.block_number)
                 self._read_to = upto
             self._prune()
             lo = bisect.bisect_left(self._blocks, start)
@@ -154,13 +178,22 @@ class ChainFollower:
             del self._logs[:cut], self._blocks[:cut]
             self._first = first
 
-    def _set_head(self, number: int) -> None:
+    def _set_head(self, number: int, *, wake: bool = True) -> None:
         with self._head_lock:
             if number <= self._head:
                 return
             self._head = number
-        for callback in self._listeners:
-            callback()
+        if wake:
+            for callback in self._listeners:
+                callback()
+
+    def _worth_waking(self, bloom: int | None) -> bool:
+        """Whether a block with log bloom ``bloom`` (None: unknown) may hold an event the agents act on."""
+        if bloom is None:
+            return True
+        return bloom_may_hold(bloom, self._address_bytes) and any(
+            bloom_may_hold(bloom, topic) for topic in self._waking_topics
+        )
 
     def _follow(self) -> None:
         if self.ws_url is not None:
@@ -196,19 +229,23 @@ class ChainFollower:
                     message = socket.recv(timeout=0.5)
                 except TimeoutError:
                     continue
-                number = _head_number(message, subscription)
-                if number is not None:
-                    self._set_head(number)
+                head = _new_head(message, subscription)
+                if head is not None:
+                    self._set_head(head[0], wake=self._worth_waking(head[1]))
 
 
-def _head_number(message: str | bytes, subscription: str) -> int | None:
-    """The block number of a ``newHeads`` notification of ``subscription``; None for anything else."""
+def _new_head(message: str | bytes, subscription: str) -> tuple[int, int | None] | None:
+    """The block number and log bloom (None if absent or malformed) of a ``newHeads`` notification of
+    ``subscription``; None for anything else."""
     try:
         data = json.loads(message)
         params = data["params"]
         if data.get("method") != "eth_subscription" or params["subscription"] != subscription:
             return None
-        number = params["result"]["number"]
-        return int(number, 16) if isinstance(number, str) else None
+        header = params["result"]
+        number = int(header["number"], 16)
+        raw = header.get("logsBloom")
+        bloom = int(raw, 16) if isinstance(raw, str) and len(raw) == 2 + 512 else None
+        return number, bloom
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
