@@ -350,19 +350,17 @@ class Agent:
             time.sleep(self.settings.poll_interval)
 
     def _read_snapshot(self, block: int) -> tuple[v.Snapshot, EpochState]:
-        """The chain's epoch, model and our vote at ``block``, read as one consistent state.
+        """The chain's epoch, model and our vote at ``block``, read as one consistent state in one request
+        (which also reads the chain's clock).
 
-        Why the second ``epochState``: Anvil answers a read at its newest block from the next block's
-        state while it mines that one, so three reads "at one block" could mix two states (an epoch
-        with the vote flag of the one before: the agent would never vote in it). Every transaction of
-        the contract changes ``epochState``, so an unchanged one brackets reads of a single state.
+        A read of mixed states (see :attr:`~colearn_chain.chain.views.Snapshot.consistent`: an epoch with
+        the vote flag of the one before would leave the agent believing it had voted) is read again.
         """
         for _ in range(_SNAPSHOT_ATTEMPTS):
-            state = self.client.epoch_state(block=block)
-            model = self.client.current_model(block=block)
-            voted = self.client.has_voted(self.me, block=block)
-            if self.client.epoch_state(block=block) == state:
-                return _snapshot_of(state, model, voted, self.params), state
+            read = self.client.views.snapshot(self.me, block=block)
+            self.clock.set(read.pending_timestamp)
+            if read.consistent:
+                return _snapshot_of(read.state, read.model, read.voted, self.params), read.state
         raise ColearnChainError(f"the node's state at block {block} kept changing while it was read")
 
     def _voted_at_latest(self, epoch: int) -> bool:
@@ -385,7 +383,7 @@ class Agent:
     def _resync(self) -> None:
         """Compare the chain at the last block read with the view; follow the chain where they differ."""
         assert self.cursor is not None and self.view is not None
-        self.clock.read()  # and re-read the chain's clock, in case it jumped (a dev chain's time travel)
+        # The snapshot re-reads the chain's clock too, in case it jumped (a dev chain's time travel).
         block = self.cursor.next_block - 1
         snapshot, state = self._read_snapshot(block)
         for difference in v.differences(self.view, snapshot):

@@ -32,6 +32,10 @@ class ChainClock:
         self._offset = now - time.time()
         return now
 
+    def set(self, now: int) -> None:
+        """Take ``now`` as the chain's clock, read by the caller (e.g. in a batch with other reads)."""
+        self._offset = now - time.time()
+
     def estimate(self) -> float:
         """The chain's clock as of the last read, moved on by the wall clock (no call to the node)."""
         return time.time() + self._offset

@@ -7,7 +7,7 @@ read the same views the same way, with reverts decoded into :class:`ContractReve
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
@@ -17,7 +17,7 @@ from .events import as_hex, decode_cid, view_abi
 from .records import BlockId, ContractParams, EpochState
 from .revert import revert_from_exception
 
-__all__ = ["ContractViews", "Retrying"]
+__all__ = ["ContractViews", "Retrying", "Snapshot"]
 
 T = TypeVar("T")
 
@@ -30,6 +30,42 @@ class Retrying(Protocol):
 
 def _once(what: str, call: Callable[[], T]) -> T:
     return call()
+
+
+def _epoch_state(raw: Any) -> EpochState:
+    epoch, phase, proposer, deadline, approvals, rejections, digest, raw_cid = raw
+    cid = decode_cid(raw_cid, empty_ok=as_hex(digest) == ZERO_DIGEST)
+    return EpochState(
+        epoch=int(epoch),
+        phase=Phase(phase),
+        proposer=Web3.to_checksum_address(proposer),
+        deadline=int(deadline),
+        approvals=int(approvals),
+        rejections=int(rejections),
+        digest=as_hex(digest),
+        cid=cid.text,
+        cid_invalid=cid.invalid,
+    )
+
+
+def _model_record(raw: Any) -> ModelRecord:
+    digest, raw_cid, since = raw
+    cid = decode_cid(raw_cid)
+    return ModelRecord(digest=as_hex(digest), cid=cid.text, since_epoch=int(since), cid_invalid=cid.invalid)
+
+
+class Snapshot(NamedTuple):
+    """What an agent compares with its view, read at one block in one request (:meth:`ContractViews.snapshot`)."""
+
+    state: EpochState
+    model: ModelRecord
+    voted: bool
+    #: ``epochState`` read after the other views equals the one read before them. Every transaction of
+    #: the contract changes it, so then all of them saw one state; a node may answer reads at its newest
+    #: block from the block it is mining (Anvil does), and a mixed read is not to be trusted.
+    consistent: bool
+    #: the pending block's timestamp: the chain's clock
+    pending_timestamp: int
 
 
 class ContractViews:
@@ -59,24 +95,40 @@ class ContractViews:
             raise revert from exc
 
     def epoch_state(self, *, block: BlockId = "latest") -> EpochState:
-        epoch, phase, proposer, deadline, approvals, rejections, digest, raw_cid = self.call("epochState", block=block)
-        cid = decode_cid(raw_cid, empty_ok=as_hex(digest) == ZERO_DIGEST)
-        return EpochState(
-            epoch=int(epoch),
-            phase=Phase(phase),
-            proposer=Web3.to_checksum_address(proposer),
-            deadline=int(deadline),
-            approvals=int(approvals),
-            rejections=int(rejections),
-            digest=as_hex(digest),
-            cid=cid.text,
-            cid_invalid=cid.invalid,
-        )
+        return _epoch_state(self.call("epochState", block=block))
 
     def current_model(self, *, block: BlockId = "latest") -> ModelRecord:
-        digest, raw_cid, since = self.call("currentModel", block=block)
-        cid = decode_cid(raw_cid)
-        return ModelRecord(digest=as_hex(digest), cid=cid.text, since_epoch=int(since), cid_invalid=cid.invalid)
+        return _model_record(self.call("currentModel", block=block))
+
+    def snapshot(self, learner: str, *, block: BlockId) -> Snapshot:
+        """``epochState``, ``currentModel`` and ``hasVoted(learner)`` at ``block``, ``epochState`` again,
+        and the pending block's timestamp (the chain's clock), in one batched request.
+
+        Why batched: an agent compares this with its view every few seconds; five requests each time
+        were most of its calls. Why ``epochState`` twice: see :attr:`Snapshot.consistent`.
+        """
+        functions = self.contract.functions
+        learner = Web3.to_checksum_address(learner)
+
+        def read() -> list[Any]:
+            with self.w3.batch_requests() as batch:
+                batch.add(functions.epochState().call(block_identifier=block))
+                batch.add(functions.currentModel().call(block_identifier=block))
+                batch.add(functions.hasVoted(learner).call(block_identifier=block))
+                batch.add(functions.epochState().call(block_identifier=block))
+                batch.add(self.w3.eth.get_block("pending"))
+                return list(batch.execute())
+
+        try:
+            raw_state, raw_model, voted, raw_again, pending = self._retrying("snapshot", read)
+        except (ContractLogicError, Web3RPCError) as exc:
+            revert = revert_from_exception(exc)
+            if revert is None:
+                raise
+            raise revert from exc
+        state = _epoch_state(raw_state)
+        return Snapshot(state, _model_record(raw_model), bool(voted), state == _epoch_state(raw_again),
+                        int(pending["timestamp"]))
 
     def current_epoch(self, *, block: BlockId = "latest") -> int:
         return int(self.call("currentEpoch", block=block))
