@@ -11,8 +11,12 @@ the whole run it samples the memory of every process it started (Anvil, Kubo, ag
 summed RSS) and adds up the RPC calls each agent wrote down when it stopped (its own, plus its share
 of its process's follower of the chain), per agent per epoch over all 1 + epochs epochs.
 The reference driver runs the same epochs on identically built learners; ``decisions_equal`` checks the
-on-chain run against it, so a fast but wrong run does not pass unnoticed. Prints a table and one JSON
-object keyed by learner count.
+on-chain run against it, so a fast but wrong run does not pass unnoticed.
+
+Beside it, for --flower-learners (default 3, 10, 25), the same toy learners as a Flower app (flwr 1.42 in
+.venv-bench, which `make bench-attacks` sets up: a SuperLink and one SuperNode per learner on loopback,
+FedAvg, --flower-rounds rounds; bench/flower_rounds.py) give Flower's seconds per round, measured in the
+same run. Prints a table and one JSON object keyed by learner count.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +47,21 @@ from colearn_chain.services.anvil import AnvilNode  # noqa: E402
 from colearn_chain.services.kubo import KuboNode  # noqa: E402
 
 TOY: dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
+#: Flower lives in a venv of its own (its pins conflict with brownie's).
+BENCH_PY = ROOT / ".venv-bench" / "bin" / "python"
+
+
+def _flower(n: int, rounds: int) -> dict[str, Any]:
+    """Flower's seconds per round for ``n`` toy learners (bench/flower_rounds.py in .venv-bench)."""
+    if not BENCH_PY.exists():
+        return {"error": "no .venv-bench (make bench-attacks sets it up with flwr 1.42)"}
+    result = subprocess.run(
+        [str(BENCH_PY), str(ROOT / "bench" / "flower_rounds.py"), "--learners", str(n), "--rounds", str(rounds)],
+        capture_output=True, text=True, timeout=3600, check=False,
+    )
+    if result.returncode != 0:
+        return {"error": result.stderr.strip()[-2000:]}
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 class _Sampler:
@@ -178,13 +198,14 @@ def bench_one(
 
 def _table(results: dict[str, Any]) -> str:
     rows = [f"{'learners':>8} {'K':>3} {'s/epoch':>8} {'cpu s/agent/ep':>14} {'rpc/agent/ep':>12} "
-            f"{'peak MB':>8}  decisions"]
+            f"{'peak MB':>8}  decisions  {'flower s/round':>14}"]
     for n, r in results.items():
         if not n.isdigit():
             continue
         rows.append(f"{n:>8} {r['agents_per_process']:>3} {r['chain_seconds_per_epoch']:>8.3f} "
                     f"{r['cpu_seconds_per_agent_per_epoch']:>14.4f} {r['rpc_calls_per_agent_per_epoch']:>12.1f} "
-                    f"{r['peak_rss_mb']:>8.0f}  {'equal' if r['decisions_equal'] else 'DIFFER'}")
+                    f"{r['peak_rss_mb']:>8.0f}  {'equal    ' if r['decisions_equal'] else 'DIFFER   '}  "
+                    f"{r.get('flower', {}).get('seconds_per_round', '-'):>14}")
     return "\n".join(rows)
 
 
@@ -192,6 +213,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--learners", default="3,10,25,50,100",
                         help="comma-separated learner counts (default 3,10,25,50,100)")
+    parser.add_argument("--flower-learners", default="3,10,25",
+                        help="learner counts also run under Flower (default 3,10,25; '' for none)")
+    parser.add_argument("--flower-rounds", type=int, default=None, metavar="R",
+                        help="Flower rounds per count (default: 1 + --epochs, as many as the epochs on chain)")
     parser.add_argument("--agents-per-process", type=int, default=25, metavar="K",
                         help="agents per process (default 25; 1: a `colearn-chain agent` process per learner)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs timed per count, after epoch 0 (default 6)")
@@ -206,6 +231,8 @@ def main() -> int:
             results[str(n)] = bench_one(
                 n, args.epochs, kubo, Path(tmp) / f"n{n}", args.block_time, args.agents_per_process
             )
+            if str(n) in args.flower_learners.split(","):
+                results[str(n)]["flower"] = _flower(n, args.flower_rounds or 1 + args.epochs)
             print(_table({str(n): results[str(n)]}).splitlines()[-1], file=sys.stderr, flush=True)
     results["setup"] = {
         "learner": TOY,
