@@ -24,6 +24,7 @@ import bisect
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -32,7 +33,7 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 
-from ..text import redact_url
+from ..text import redact_in, redact_url
 from .connection import RetryingHTTPProvider, RetryPolicy, http_web3
 from .events import ChainEvent, decode_log, event_topic
 
@@ -48,6 +49,8 @@ MAX_RANGE: Final[int] = 5_000
 MAX_MESSAGE: Final[int] = 1 << 20
 #: Seconds to open the socket and have the subscription confirmed.
 WS_TIMEOUT: Final[float] = 5.0
+#: Seconds without a new head over the socket after which the head is also asked for over HTTP.
+HEAD_CHECK: Final[float] = 2.0
 #: The events an agent acts on at once (the others, votes, are read at its next poll).
 WAKING_EVENTS: Final[tuple[str, ...]] = (
     "EpochStarted", "WeightsProposed", "ProposalAccepted", "ProposalRejected", "EpochSkipped",
@@ -202,13 +205,13 @@ class ChainFollower:
                 return  # stopped
             except Exception as error:  # noqa: BLE001 - any failure of the socket means: poll instead
                 log.info("no WebSocket subscription at %s (%s: %s); following the chain over HTTP",
-                         redact_url(self.ws_url), type(error).__name__, error)
+                         redact_url(self.ws_url), type(error).__name__, redact_in(str(error), self.ws_url))
         self.mode = "http"
         while not self._stopping.wait(self.poll_interval):
             try:
                 self._set_head(int(self.w3.eth.block_number))
             except Exception as error:  # noqa: BLE001 - the agents' own calls report a dead node
-                log.debug("polling the head failed: %s: %s", type(error).__name__, error)
+                log.debug("polling the head failed: %s: %s", type(error).__name__, redact_in(str(error), self.rpc_url))
 
     def _subscribe(self, url: str) -> None:
         """Follow ``newHeads`` over the socket until stopped (returns) or the socket fails (raises)."""
@@ -224,13 +227,20 @@ class ChainFollower:
             log.info("following new heads over WebSocket %s", redact_url(url))
             # A block mined before the subscription took effect is not lost: read the head once now.
             self._set_head(int(self.w3.eth.block_number))
+            checked = time.monotonic()
             while not self._stopping.is_set():
+                if time.monotonic() - checked >= HEAD_CHECK:
+                    # A socket can die without a word: ask over HTTP now and then, so the agents never
+                    # wait on a head that stopped moving here only.
+                    checked = time.monotonic()
+                    self._set_head(int(self.w3.eth.block_number))
                 try:
                     message = socket.recv(timeout=0.5)
                 except TimeoutError:
                     continue
                 head = _new_head(message, subscription)
                 if head is not None:
+                    checked = time.monotonic()
                     self._set_head(head[0], wake=self._worth_waking(head[1]))
 
 
