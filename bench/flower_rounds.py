@@ -82,8 +82,9 @@ def run(n: int, rounds: int, timeout: float) -> dict[str, Any]:
         return process
 
     try:
+        # The SuperLink's state stays in memory: a database file was "locked" under load, losing a message.
         start([str(BIN / "flower-superlink"), "--insecure", "--disable-runtime-dependency-installation",
-               "--host", "127.0.0.1", "--port", str(port), "--database", str(work / "state.db")])
+               "--host", "127.0.0.1", "--port", str(port)])
         _wait_port(port, 60)
         for i in range(n):
             start([str(BIN / "flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{port}",
@@ -95,12 +96,14 @@ def run(n: int, rounds: int, timeout: float) -> dict[str, Any]:
                                 env=env, cwd=work, capture_output=True, text=True, timeout=120, check=False)
         if submit.returncode != 0:
             raise RuntimeError(f"flwr run failed: {submit.stdout}\n{submit.stderr}")
-        while True:
-            stamps = json.loads(timings.read_text()) if timings.exists() else []
-            if len(stamps) >= rounds + 1:
-                break
-            if time.monotonic() - started > timeout:
-                raise RuntimeError(f"{len(stamps)} of {rounds + 1} round stamps after {timeout} s; see {work}")
+        progress = started
+        stamps: list[list[float]] = []
+        while len(stamps) < rounds + 1:
+            now = json.loads(timings.read_text()) if timings.exists() else []
+            if len(now) > len(stamps):
+                stamps, progress = now, time.monotonic()
+            if time.monotonic() - progress > timeout:
+                raise RuntimeError(f"{len(stamps)} of {rounds + 1} round stamps, none for {timeout} s; see {work}")
             time.sleep(0.5)
     finally:
         _stop(processes)
@@ -121,8 +124,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--learners", type=int, required=True)
     parser.add_argument("--rounds", type=int, default=3, help="FedAvg rounds (default 3)")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds before giving up (default 1800)")
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="seconds without a finished round before giving up (default 600)")
     args = parser.parse_args()
+    # A SIGTERM (e.g. from bench/epoch.py's timeout) stops the SuperLink and SuperNodes too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     print(json.dumps(run(args.learners, args.rounds, args.timeout)))
     return 0
 
