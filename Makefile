@@ -12,7 +12,7 @@ help:
 	@echo "make demo    set up what the demo needs, run the default experiment on a local chain; results in $(OUT)/"
 	@echo "make lint    ruff on all Python code, mypy --strict on the package (both must report nothing)"
 	@echo "make test    set up everything, run every test (contract tests on Anvil, then the Python tests)"
-	@echo "make bench   print gas per call, seconds per epoch, store MB/s, explorer latency, learning table, attacks"
+	@echo "make bench   print gas per call, seconds per epoch (beside Flower), store MB/s, explorer latency, learning table, attacks"
 	@echo "make bench-attacks  hostile members: voting against Flower's FedAvg, median and Krum (own venv)"
 
 # Everything: the demo's parts plus brownie, dev tools, Kubo, chromium and the solc entry.
@@ -45,7 +45,7 @@ artifact: setup
 	$(BROWNIE) compile
 	$(PY) tools/export_artifact.py
 
-bench: setup
+bench: setup $(BENCH_PY)
 	$(PY) bench/gas.py
 	$(PY) bench/epoch.py
 	$(PY) bench/store.py
