@@ -45,7 +45,7 @@ artifact: setup
 	$(BROWNIE) compile
 	$(PY) tools/export_artifact.py
 
-bench: setup $(BENCH_PY)
+bench: setup $(CURDIR)/.venv-bench/bin/python
 	$(PY) bench/gas.py
 	$(PY) bench/epoch.py
 	$(PY) bench/store.py
