@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,9 @@ from ._options import (
 from .calls import write_rpc_calls
 
 log = logging.getLogger(__name__)
+
+#: The variable an agent may read its WebSocket URL from (like the RPC URL, it may carry an API key).
+ENV_WS_URL = "COLEARN_WS_URL"
 
 DESCRIPTION = f"""\
 Run one learner in the collective-learning protocol. The agent signs with its own key (--keystore with
@@ -85,6 +89,9 @@ def add_agent_options(parser: argparse.ArgumentParser) -> None:
                         help="seconds between polls of the chain (default 0.2)")
     parser.add_argument("--max-blob-bytes", type=int, default=DEFAULT_MAX_BLOB_BYTES, metavar="BYTES",
                         help=f"largest proposal blob to fetch and decode (default {DEFAULT_MAX_BLOB_BYTES})")
+    parser.add_argument("--ws", metavar="URL", default=None,
+                        help=f"WebSocket endpoint for new blocks (default: ${ENV_WS_URL}, else the RPC URL's host and "
+                        "port, where Anvil serves both; geth serves it on its --ws.port)")
     parser.add_argument("--no-websocket", action="store_true",
                         help="poll the node over HTTP for new blocks instead of subscribing to them over WebSocket "
                         "(the agent falls back to polling by itself when the node serves no WebSocket)")
@@ -122,9 +129,10 @@ def settings_from(args: argparse.Namespace, deployment: Deployment) -> AgentSett
 
 def follower_for(args: argparse.Namespace, rpc_url: str, deployment: Deployment) -> ChainFollower:
     """The process's follower of the chain: new heads over WebSocket unless --no-websocket, else HTTP polls."""
+    ws = args.ws or os.environ.get(ENV_WS_URL)
     return ChainFollower(
         rpc_url, deployment.address, start_block=deployment.block, poll_interval=args.poll_interval,
-        websocket=not args.no_websocket,
+        websocket=False if args.no_websocket else (ws or True),
     )
 
 

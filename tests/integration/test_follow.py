@@ -15,7 +15,7 @@ from hexbytes import HexBytes
 from colearn_chain.chain.client import ChainClient
 from colearn_chain.chain.deployment import Deployment
 from colearn_chain.chain.events import LogCursor, VoteCast, WeightsProposed
-from colearn_chain.chain.follow import ChainFollower
+from colearn_chain.chain.follow import ChainFollower, websocket_url
 from colearn_chain.protocol import SCORE_SCALE
 from colearn_chain.services.anvil import AnvilNode, fund
 from rpc_proxy import RpcProxy
@@ -36,19 +36,27 @@ def _wait(condition: threading.Event, what: str) -> None:
     assert condition.wait(10), f"timed out waiting for {what}"
 
 
-@pytest.mark.parametrize("through_proxy", [False, True], ids=["websocket", "http-fallback"])
+@pytest.mark.parametrize(
+    ("through_proxy", "explicit_ws", "mode"),
+    [(False, False, "websocket"), (True, False, "http"), (True, True, "websocket")],
+    ids=["websocket", "http-fallback", "websocket-given-apart"],
+)
 def test_the_follower_sees_new_blocks_and_serves_the_same_events_as_the_node(
-    chain: tuple[AnvilNode, Deployment, list[ChainClient]], through_proxy: bool
+    chain: tuple[AnvilNode, Deployment, list[ChainClient]], through_proxy: bool, explicit_ws: bool, mode: str
 ) -> None:
-    # Prepare: the follower on Anvil itself (WebSocket on the same port), or behind an HTTP-only proxy
+    # Prepare: the follower on Anvil itself (WebSocket on the same port), behind an HTTP-only proxy, or behind
+    # the proxy with Anvil's WebSocket given apart (as geth serves it on a port of its own)
     node, deployment, clients = chain
     with RpcProxy(node.url) as proxy:
         url = proxy.url if through_proxy else node.url
-        with ChainFollower(url, deployment.address, start_block=deployment.block, poll_interval=0.05) as follower:
+        ws = websocket_url(node.url) if explicit_ws else True
+        assert ws is not None
+        with ChainFollower(url, deployment.address, start_block=deployment.block, poll_interval=0.05,
+                           websocket=ws) as follower:
             woken = threading.Event()
             follower.on_new_head(woken.set)
             deadline = time.monotonic() + 10
-            while follower.mode != ("http" if through_proxy else "websocket") or follower.head() < 0:
+            while follower.mode != mode or follower.head() < 0:
                 assert time.monotonic() < deadline, f"follower mode {follower.mode}"
                 time.sleep(0.05)
             # Execute: a proposal and three votes, then two cursors read through the follower
