@@ -48,6 +48,7 @@ RULES: dict[str, dict[str, Any]] = {
     "+ log-loss not worse, every part": {**_BEFORE, "vote_small_part": 10**9},
     "+ log-loss not worse below 10 samples": {**_BEFORE, "vote_small_part": 10},
     "+ log-loss not worse below 20 samples": {**_BEFORE, "vote_small_part": 20},
+    "+ log-loss within 0.01 below 20 samples": {**_BEFORE, "vote_small_part": 20, "vote_small_part_tolerance": 0.01},
     "+ log-loss within 0.02 below 20 samples": {**_BEFORE, "vote_small_part": 20, "vote_small_part_tolerance": 0.02},
     "+ log-loss not worse below 40 samples": {**_BEFORE, "vote_small_part": 40},
 }
