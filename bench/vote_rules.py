@@ -32,7 +32,7 @@ from colearn_chain.learners import learner_config  # noqa: E402
 
 #: The rule before this sweep: balanced accuracy, tolerance 0.02, nothing else.
 _BEFORE: dict[str, Any] = {"vote_metric": "balanced_accuracy", "vote_tolerance": 0.02, "vote_confidence": 0.0,
-                           "vote_small_part": 0}
+                           "vote_small_part": 0, "vote_small_part_tolerance": 0.0}
 _LOG_LOSS: dict[str, Any] = {**_BEFORE, "vote_metric": "log_loss"}
 #: name -> learner options. "default" is whatever the learners use out of the box.
 RULES: dict[str, dict[str, Any]] = {
