@@ -51,6 +51,7 @@ bench: setup $(CURDIR)/.venv-bench/bin/python
 	$(PY) bench/store.py
 	$(PY) bench/explorer.py
 	$(PY) bench/learning.py
+	$(PY) bench/vote_rules.py
 	$(MAKE) bench-attacks
 
 # Flower, the peer in bench/attacks.py, needs versions that brownie's exact pins refuse (certifi,

@@ -16,7 +16,8 @@ trainings), ``trainings`` gives it as many local trainings (``epochs / n`` round
 tests/integration/hostile_learners.py, the same code the adversarial agent tests run): none, random,
 huge, sign_flip, label_flip, free_rider, collude2 (two sign-flipping colluders; under voting they approve
 each other and reject every honest proposal). Attackers sit at learner index 0 (and 1): the first proposal,
-against the untrained model, is theirs.
+against the untrained model, is theirs. An attacker tests its own proposal as its honest learner would;
+with ``--self-approve`` it always approves it (a stronger attacker; voting only).
 
 Prints one JSON object ``{dataset: {system: {attack: mean honest final test accuracy}}}`` (mean over the
 seeds), a second with how many of the attackers' proposals voting accepted, then Markdown tables (counts
@@ -58,10 +59,11 @@ def _attackers(attack: str) -> tuple[int, ...]:
     return () if attack == "none" else (0, 1) if attack == "collude2" else (0,)
 
 
-def _learners(config: dict[str, Any], attack: str) -> list[MachineLearningInterface]:
+def _learners(config: dict[str, Any], attack: str, self_approve: bool = False) -> list[MachineLearningInterface]:
     kind = "collude" if attack == "collude2" else attack
     bad = _attackers(attack)
-    return [hostile_learner(config, i, kind) if i in bad else make_learner(config, i) for i in range(N_LEARNERS)]
+    return [hostile_learner(config, i, kind, self_approve=self_approve) if i in bad else make_learner(config, i)
+            for i in range(N_LEARNERS)]
 
 
 def _honest_accuracy(learners: Sequence[MachineLearningInterface], weights: Sequence[Weights], attack: str) -> float:
@@ -79,9 +81,11 @@ def _honest_accuracy(learners: Sequence[MachineLearningInterface], weights: Sequ
 MALICIOUS = ("random", "huge", "sign_flip", "collude2")
 
 
-def run_voting(config: dict[str, Any], attack: str, epochs: int) -> tuple[float, int, int]:
+def run_voting(
+    config: dict[str, Any], attack: str, epochs: int, self_approve: bool = False
+) -> tuple[float, int, int]:
     """Honest accuracy, and how many of the attackers' proposals were accepted of how many they made."""
-    learners = _learners(config, attack)
+    learners = _learners(config, attack, self_approve)
     with np.errstate(all="ignore"):
         results = driver.run(learners, epochs)
     theirs = [r for r in results if r.proposer in _attackers(attack)]
@@ -130,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=ATTACKS)
     parser.add_argument("--learner-option", action="append", default=[], metavar="KEY=VALUE",
                         help="override a learner setting (JSON value), e.g. vote_tolerance=0.0")
+    parser.add_argument("--self-approve", action="store_true",
+                        help="attackers always approve their own proposals (default: they test them honestly)")
     args = parser.parse_args(argv)
     rounds = args.epochs if args.budget == "rounds" else max(1, args.epochs // N_LEARNERS)
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.learner_option)}
@@ -150,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         n_learners=N_LEARNERS, **options,
                     )
                     if system == "voting":
-                        score, n_accepted, n_made = run_voting(config, attack, args.epochs)
+                        score, n_accepted, n_made = run_voting(config, attack, args.epochs, args.self_approve)
                         scores.append(score)
                         taken, made = taken + n_accepted, made + n_made
                     else:

@@ -40,8 +40,9 @@ from typing import Any
 
 from ..mli import MachineLearningInterface
 from .data import FederatedData, Scaling, split_learners
-from .sklearn import ClassifierLearner, TrainingConfig, VoteRule, make_model
+from .sklearn import ClassifierLearner, TrainingConfig, make_model
 from .toy import ToyLearner
+from .vote_rule import VoteRule
 
 KINDS = ("toy", "sklearn")
 
@@ -64,6 +65,9 @@ SKLEARN_DEFAULTS: dict[str, Any] = {
     # vote rule
     "vote_metric": VoteRule().metric,
     "vote_tolerance": VoteRule().tolerance,
+    "vote_confidence": VoteRule().confidence,
+    "vote_small_part": VoteRule().small_part,
+    "vote_small_part_tolerance": VoteRule().small_part_tolerance,
 }
 
 _DEFAULTS = {"toy": TOY_DEFAULTS, "sklearn": SKLEARN_DEFAULTS}
@@ -100,7 +104,7 @@ def make_learner(config: Mapping[str, Any], index: int) -> MachineLearningInterf
         index=index,
         seed=int(full["seed"]),
         training=_training_config(full),
-        vote_rule=VoteRule(metric=full["vote_metric"], tolerance=float(full["vote_tolerance"])),
+        vote_rule=_vote_rule(full),
     )
 
 
@@ -117,6 +121,15 @@ def _federated_data(
     dataset: str, n_learners: int, split: str, alpha: float, seed: int, scaling: Scaling
 ) -> FederatedData:
     return split_learners(dataset, n_learners=n_learners, split=split, alpha=alpha, seed=seed, scaling=scaling)
+
+
+def _vote_rule(config: Mapping[str, Any]) -> VoteRule:
+    """Build the VoteRule from the ``vote_*`` settings, coercing JSON's numbers (20.0 -> 20)."""
+    return VoteRule(
+        metric=config["vote_metric"], tolerance=float(config["vote_tolerance"]),
+        confidence=float(config["vote_confidence"]), small_part=int(config["vote_small_part"]),
+        small_part_tolerance=float(config["vote_small_part_tolerance"]),
+    )
 
 
 def _training_config(config: Mapping[str, Any]) -> TrainingConfig:

@@ -14,10 +14,11 @@ learning needs three things the estimators do not give:
   ``coef`` / ``intercept`` for the linear model, ``layer0.weight`` / ``layer0.bias`` /
   ``layer1.weight`` / ``layer1.bias`` (PyTorch's ``(out, in)`` layout) for the MLP.
 
-Votes follow a :class:`VoteRule`: a metric on the learner's vote part, compared with the same
-metric of the current weights, approving when the proposal is not worse by more than a tolerance.
-The defaults were chosen with ``bench/learning.py`` (see the module docstring of
-:mod:`colearn_chain.learners`).
+Votes follow a :class:`~colearn_chain.learners.vote_rule.VoteRule`: a metric on the learner's vote
+part, compared with the same metric of the current weights, approving when the proposal is not worse
+by more than a tolerance (and, on a small vote part, neither is its log-loss). The defaults were
+chosen with ``bench/learning.py`` and ``bench/vote_rules.py`` (see :mod:`colearn_chain.learners` and
+:mod:`colearn_chain.learners.vote_rule`).
 
 Poisoning cannot stick. A score alone cannot protect an untrained model: at epoch 0 almost anything
 scores as badly as the initial weights, and weights of 1e308 (finite, but every logit overflows)
@@ -55,11 +56,11 @@ from ..exceptions import WeightsMismatch
 from ..mli import MachineLearningInterface, ProposedWeights
 from ..typing import Weights
 from .data import LearnerData, Split
+from .vote_rule import Metric, SampleScores, VoteRule, VoteScores, chance_score, sample_scores
 
-Metric = Literal["accuracy", "balanced_accuracy", "log_loss"]
-METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "log_loss")
 _INIT, _PROPOSE = 0, 1
-_EPS = 1e-12
+#: The vote rule a learner gets unless told otherwise (frozen, so one shared instance is safe).
+DEFAULT_VOTE_RULE = VoteRule()
 
 #: The largest root-mean-square value of a tensor that needs no justification: a voter accepts any
 #: tensor up to it, and local training shrinks a start tensor above it back to it. Honest training
@@ -114,26 +115,6 @@ class TrainingConfig:
             raise ValueError("need learning_rate > 0, 0 <= momentum < 1, prox >= 0, l2 >= 0")
         if self.class_weight not in (None, "balanced"):
             raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
-
-
-@dataclass(frozen=True)
-class VoteRule:
-    """Approve iff ``metric(proposal) >= metric(current) - tolerance`` on the vote part.
-
-    Scores are "higher is better": ``log_loss`` is reported as minus the mean log-loss.
-    A tolerance of 0 approves ties, which lets a consortium move off a plateau; the default 0.02
-    (about one sample of a digits vote part) also lets through proposals that are no worse beyond
-    the noise of a small vote part, while anything clearly harmful is still rejected.
-    """
-
-    metric: Metric = "balanced_accuracy"
-    tolerance: float = 0.02
-
-    def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ValueError(f"unknown vote metric {self.metric!r}; choose one of {', '.join(METRICS)}")
-        if self.tolerance < 0:
-            raise ValueError(f"vote tolerance must be >= 0, got {self.tolerance}")
 
 
 # ----------------------------------------------------------------------------- models
@@ -262,17 +243,6 @@ def _joint_rms(weights: Weights) -> float:
     return rms(np.concatenate([w.ravel() for w in weights.values()]))
 
 
-def chance_score(metric: Metric, y: np.ndarray) -> float | None:
-    """The score of guessing among the ``k`` classes present in ``y`` (1/k, log-loss -log k); None if k < 2.
-
-    With a single class a vote part cannot tell a model from a constant guess, so there is no floor.
-    """
-    k = len(np.unique(y))
-    if k < 2:
-        return None
-    return -float(np.log(k)) if metric == "log_loss" else 1.0 / k
-
-
 def _logits(model: Model, weights: Weights, x: np.ndarray) -> np.ndarray:
     """Class scores without overflow warnings: hostile weights may overflow, callers check finiteness."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -336,25 +306,12 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def score(model: Model, weights: Weights, split: Split, metric: Metric) -> float:
-    """``metric`` of ``weights`` on ``split``, higher is better (log-loss is negated).
+    """``metric`` of ``weights`` on ``split``, higher is better (log-loss is negated); see :func:`sample_scores`."""
+    return _sample_scores(model, weights, split, metric).mean
 
-    A sample whose class scores are not all finite counts as wrong (log-loss: probability ~0), so
-    hostile weights get a finite, bad score rather than NaN.
-    """
-    if len(split) == 0:
-        return 0.0
-    z = _logits(model, weights, split.x)
-    finite = np.all(np.isfinite(z), axis=1)
-    z = np.where(finite[:, None], z, 0.0)
-    if metric == "log_loss":
-        p = np.where(finite, _softmax(z)[np.arange(len(split)), split.y], 0.0)
-        return -float(np.mean(-np.log(np.clip(p, _EPS, 1.0))))
-    correct = (np.argmax(z, axis=1) == split.y) & finite
-    if metric == "accuracy":
-        return float(np.mean(correct))
-    if metric == "balanced_accuracy":
-        return float(np.mean([np.mean(correct[split.y == c]) for c in np.unique(split.y)]))
-    raise ValueError(f"unknown metric {metric!r}")
+
+def _sample_scores(model: Model, weights: Weights, split: Split, metric: Metric) -> SampleScores:
+    return sample_scores(_logits(model, weights, split.x), split.y, metric)
 
 
 # ----------------------------------------------------------------------------- training
@@ -419,7 +376,7 @@ class ClassifierLearner(MachineLearningInterface):
         index: int,
         seed: int = 0,
         training: TrainingConfig = TrainingConfig(),
-        vote_rule: VoteRule = VoteRule(),
+        vote_rule: VoteRule = DEFAULT_VOTE_RULE,
     ) -> None:
         if (model.n_features, model.n_classes) != (data.n_features, data.n_classes):
             raise ValueError("the model's features/classes do not match the data's")
@@ -431,7 +388,7 @@ class ClassifierLearner(MachineLearningInterface):
         self.vote_rule = vote_rule
         self.proposals_made = 0
         self._weights = model.init(np.random.default_rng([seed, _INIT]))
-        self._current_vote_score = self._vote_score(self._weights)
+        self._current = self._vote_scores(self._weights)
 
     def propose_weights(self) -> Weights:
         """Train a copy of the current weights on the training part; the current weights stay as they are.
@@ -454,13 +411,14 @@ class ClassifierLearner(MachineLearningInterface):
         The test score (accuracy) on the separate test part is only reported.
         """
         self.model.check(weights)
-        vote_score = self._vote_score(weights)
+        scores = self._vote_scores(weights)
+        vote_score = scores.metric.mean
         test_score = score(self.model, weights, self.data.test, "accuracy")
         reason = refusal(self.model, weights, self._weights, self.data.vote)
         chance = chance_score(self.vote_rule.metric, self.data.vote.y)
         if reason is None and chance is not None and vote_score <= chance + GUESS_MARGIN:
             reason = f"vote score {vote_score:.3g} is no better than guessing ({chance:.3g} + {GUESS_MARGIN:g})"
-        vote = reason is None and vote_score >= self._current_vote_score - self.vote_rule.tolerance
+        vote = reason is None and self.vote_rule.approves(scores, self._current)
         return ProposedWeights(
             weights=weights, vote_score=vote_score, test_score=test_score, vote=bool(vote), reason=reason
         )
@@ -468,7 +426,7 @@ class ClassifierLearner(MachineLearningInterface):
     def accept_weights(self, weights: Weights) -> None:
         """Adopt a private copy of ``weights`` and remember their vote score for the next comparison."""
         self._weights = {k: v.copy() for k, v in self.model.check(weights).items()}
-        self._current_vote_score = self._vote_score(self._weights)
+        self._current = self._vote_scores(self._weights)
 
     def restore_proposal_count(self, count: int) -> None:
         """Continue the proposal sequence after ``count`` proposals (what the chain recorded)."""
@@ -485,5 +443,5 @@ class ClassifierLearner(MachineLearningInterface):
         return score(self.model, self._weights if weights is None else weights,
                      self.data.global_test if split is None else split, metric)
 
-    def _vote_score(self, weights: Weights) -> float:
-        return score(self.model, weights, self.data.vote, self.vote_rule.metric)
+    def _vote_scores(self, weights: Weights) -> VoteScores:
+        return self.vote_rule.scores(_logits(self.model, weights, self.data.vote.x), self.data.vote.y)

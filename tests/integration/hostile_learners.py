@@ -7,6 +7,9 @@ in-memory attack benchmark (bench/attacks.py), so both attack the same way. Pure
 * ``label_flip``: honest training on labels shifted by one class;
 * ``free_rider``: the current weights, unchanged;
 * ``collude``: sign-flipped proposals carrying a mark; colluders approve marked proposals, reject the rest.
+
+Otherwise a hostile member votes as its honest learner would, on its own proposals too; with
+``self_approve`` it always approves its own proposal (``bench/attacks.py --self-approve``).
 """
 
 from __future__ import annotations
@@ -39,14 +42,21 @@ def _first(weights: Weights) -> str:
 class HostileLearner(MachineLearningInterface):
     """An honest learner's model and data, with the proposal (and for colluders, the vote) replaced."""
 
-    def __init__(self, honest: ClassifierLearner, attack: str, seed: int) -> None:
+    def __init__(self, honest: ClassifierLearner, attack: str, seed: int, *, self_approve: bool = False) -> None:
         self.honest = honest
         self.attack = attack
         self.rng = np.random.default_rng([seed, 7919])
         # The agent restores the honest learner's proposal counter on restart; keep it reachable.
         self.proposals_made = 0
+        # By default a hostile member tests its own proposal honestly; a stronger one always approves it.
+        self.self_approve = self_approve
+        self._last: Weights | None = None
 
     def propose_weights(self) -> Weights:
+        self._last = self._propose()
+        return {k: v.copy() for k, v in self._last.items()}
+
+    def _propose(self) -> Weights:
         current = self.honest.current_weights()
         self.proposals_made += 1
         if self.attack == "random":
@@ -65,6 +75,10 @@ class HostileLearner(MachineLearningInterface):
 
     def test_weights(self, weights: Weights) -> ProposedWeights:
         result = self.honest.test_weights(weights)
+        if self.self_approve and self._last is not None and all(
+            np.array_equal(self._last[k], weights[k]) for k in self._last
+        ):
+            return dataclasses.replace(result, vote=True)
         if self.attack != "collude":
             return result
         marked = bool(weights[_first(weights)].flat[0] == COLLUDER_MARK)
@@ -77,7 +91,9 @@ class HostileLearner(MachineLearningInterface):
         return self.honest.current_weights()
 
 
-def hostile_learner(config: Mapping[str, Any], index: int, attack: str) -> HostileLearner:
+def hostile_learner(
+    config: Mapping[str, Any], index: int, attack: str, *, self_approve: bool = False
+) -> HostileLearner:
     """The learner ``make_learner(config, index)`` would build, turned hostile."""
     honest = make_learner(config, index)
     assert isinstance(honest, ClassifierLearner), "the adversarial tests use the scikit-learn-style learners"
@@ -85,6 +101,6 @@ def hostile_learner(config: Mapping[str, Any], index: int, attack: str) -> Hosti
         train = honest.data.train
         flipped = Split(train.x, (train.y + 1) % honest.data.n_classes, train.rows)
         honest.data = dataclasses.replace(honest.data, train=flipped)
-    return HostileLearner(honest, attack, int(config.get("seed", 0)))
+    return HostileLearner(honest, attack, int(config.get("seed", 0)), self_approve=self_approve)
 
 

@@ -12,7 +12,8 @@ from colearn_chain.driver import run, run_one_epoch
 from colearn_chain.exceptions import WeightsMismatch
 from colearn_chain.learners import SKLEARN_DEFAULTS, learner_config, make_learner, make_learners
 from colearn_chain.learners.baselines import centralized, collective, global_test_accuracy, solo
-from colearn_chain.learners.sklearn import MLP, ClassifierLearner, Model, SoftmaxRegression, VoteRule, make_model, score
+from colearn_chain.learners.sklearn import MLP, ClassifierLearner, Model, SoftmaxRegression, make_model, score
+from colearn_chain.learners.vote_rule import VoteRule
 from colearn_chain.mli import MachineLearningInterface, ProposedWeights
 from colearn_chain.typing import Weights
 
