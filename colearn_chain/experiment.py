@@ -83,7 +83,7 @@ class ExperimentSettings:
 
     learners: int = 5
     epochs: int = 20
-    kind: str = "sklearn"
+    kind: str = "numpy"
     dataset: str = "digits"
     model: str = "linear"
     split: str = "dirichlet"
@@ -111,7 +111,7 @@ class ExperimentSettings:
         }
         if self.split == "dirichlet":
             settings["alpha"] = self.alpha
-        return learner_config("sklearn", **settings, **self.learner_overrides)
+        return learner_config("numpy", **settings, **self.learner_overrides)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as written to results.json: URLs redacted (they may carry an API key)."""
@@ -340,7 +340,7 @@ def _print_epoch(
         for agent in agents
         if (record := _read_evaluations(agent.state_dir).get(event.epoch)) and record.get("test_score") is not None
     ]
-    metric = "accuracy" if settings.kind == "sklearn" else "score"
+    metric = "accuracy" if settings.kind == "numpy" else "score"
     mean = f"{np.mean(scores):.4f}" if scores else "  -   "
     print(
         f"epoch {event.epoch + 1:>3}/{settings.epochs}  proposer {proposer:>2}  {outcome:<8} {tally:>5}  "

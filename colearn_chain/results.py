@@ -110,7 +110,7 @@ def assemble_results(
     for learner, weights in zip(fresh, final_weights, strict=True):
         learner.accept_weights(weights)
     final: dict[str, Any] = {}
-    if config["kind"] == "sklearn":
+    if config["kind"] == "numpy":
         accuracies = baselines.global_test_accuracy(fresh)
         local = baselines.local_test_accuracy(fresh)
         final = {
@@ -141,7 +141,7 @@ def assemble_results(
     bar.done(f"decisions match the chain: {reference_json['decisions_match']}, "
              f"final weights match: {reference_json['weights_match']}")
     baselines_json: dict[str, Any] = {"reference": reference_json}
-    if config["kind"] == "sklearn":
+    if config["kind"] == "numpy":
         bar = Progress("solo baseline (each learner alone)", epochs * len(learners), progress_stream)
         solo = baselines.solo(config, epochs, on_epoch=bar.advance)
         bar.done(f"mean global test accuracy {solo.mean:.4f}")

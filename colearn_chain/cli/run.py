@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help=f"number of learners, one agent process each (default {defaults.learners})")
     g.add_argument("--epochs", type=int, default=defaults.epochs, metavar="N",
                    help=f"epochs to run (default {defaults.epochs})")
-    g.add_argument("--learner-kind", choices=("sklearn", "toy"), default=defaults.kind,
+    g.add_argument("--learner-kind", choices=("numpy", "toy"), default=defaults.kind,
                    help="ready-made scikit-learn style learners on real data, or the tiny deterministic toy "
                         f"learner (default {defaults.kind})")
     g.add_argument("--dataset", choices=("digits", "breast_cancer", "wine", "mnist1d"), default=defaults.dataset,

@@ -5,7 +5,7 @@ reference builds every learner with the same call, so both hold identical learne
 parts, same initial weights, same proposal randomness). ``learner_config`` fills in defaults and
 rejects unknown keys, so the config written to ``results.json`` is complete.
 
-Why the ``sklearn`` defaults (:data:`SKLEARN_DEFAULTS`): ``python bench/learning.py --sweep``
+Why the ``numpy`` defaults (:data:`NUMPY_DEFAULTS`): ``python bench/learning.py --sweep``
 (digits, 5 learners, 20 epochs, seeds 0-2, one setting changed at a time). Final global test
 accuracy of the shared model, Dirichlet alpha 0.5 / alpha 0.1, linear and MLP:
 
@@ -28,7 +28,7 @@ On an iid split every recipe gives 0.96 (centralized 0.965). The proximal pull t
 weights (``prox=0.1``) matters most under strong skew; masking the softmax to the local classes,
 class-balanced weights and a 0.02 vote tolerance (about one vote sample) add a little each and
 make the run accept most epochs. A proposal of random weights is still rejected by every voter
-(``tests/unit/test_sklearn_learners.py``).
+(``tests/unit/test_numpy_models.py``).
 """
 
 from __future__ import annotations
@@ -40,15 +40,15 @@ from typing import Any
 
 from ..mli import MachineLearningInterface
 from .data import FederatedData, Scaling, split_learners
-from .sklearn import ClassifierLearner, TrainingConfig, VoteRule, make_model
+from .numpy_models import ClassifierLearner, TrainingConfig, VoteRule, make_model
 from .toy import ToyLearner
 
-KINDS = ("toy", "sklearn")
+KINDS = ("toy", "numpy")
 
 TOY_DEFAULTS: dict[str, Any] = {"kind": "toy", "n_learners": 5, "seed": 0, "dim": 4}
 
-SKLEARN_DEFAULTS: dict[str, Any] = {
-    "kind": "sklearn",
+NUMPY_DEFAULTS: dict[str, Any] = {
+    "kind": "numpy",
     "n_learners": 5,
     "seed": 0,
     # data
@@ -66,11 +66,11 @@ SKLEARN_DEFAULTS: dict[str, Any] = {
     "vote_tolerance": VoteRule().tolerance,
 }
 
-_DEFAULTS = {"toy": TOY_DEFAULTS, "sklearn": SKLEARN_DEFAULTS}
+_DEFAULTS = {"toy": TOY_DEFAULTS, "numpy": NUMPY_DEFAULTS}
 _TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(TrainingConfig))
 
 
-def learner_config(kind: str = "sklearn", **settings: Any) -> dict[str, Any]:
+def learner_config(kind: str = "numpy", **settings: Any) -> dict[str, Any]:
     """Return the complete config of ``kind`` with ``settings`` over the defaults; unknown keys raise ValueError."""
     if kind not in _DEFAULTS:
         raise ValueError(f"unknown learner kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -87,7 +87,7 @@ def learner_config(kind: str = "sklearn", **settings: Any) -> dict[str, Any]:
 def make_learner(config: Mapping[str, Any], index: int) -> MachineLearningInterface:
     """Build learner ``index`` of the consortium ``config`` describes (defaults fill missing keys)."""
     settings = dict(config)
-    full = learner_config(settings.pop("kind", "sklearn"), **settings)
+    full = learner_config(settings.pop("kind", "numpy"), **settings)
     if not 0 <= index < full["n_learners"]:
         raise ValueError(f"learner index {index} outside 0..{full['n_learners'] - 1}")
     if full["kind"] == "toy":
@@ -105,7 +105,7 @@ def make_learner(config: Mapping[str, Any], index: int) -> MachineLearningInterf
 
 
 def federated_data(config: Mapping[str, Any]) -> FederatedData:
-    """The data split a ``sklearn`` config describes (memoised: every learner of a run needs the same split)."""
+    """The data split a ``numpy`` config describes (memoised: every learner of a run needs the same split)."""
     return _federated_data(
         config["dataset"], int(config["n_learners"]), config["split"], float(config["alpha"]),
         int(config["seed"]), config["scaling"],
@@ -129,7 +129,7 @@ def _training_config(config: Mapping[str, Any]) -> TrainingConfig:
     return TrainingConfig(**values)
 
 
-def make_learners(kind: str = "sklearn", **settings: Any) -> list[MachineLearningInterface]:
+def make_learners(kind: str = "numpy", **settings: Any) -> list[MachineLearningInterface]:
     """Build every learner of a consortium: ``[make_learner(config, i) for i in range(n_learners)]``."""
     config = learner_config(kind, **settings)
     return [make_learner(config, i) for i in range(config["n_learners"])]
@@ -137,7 +137,7 @@ def make_learners(kind: str = "sklearn", **settings: Any) -> list[MachineLearnin
 
 __all__ = [
     "KINDS",
-    "SKLEARN_DEFAULTS",
+    "NUMPY_DEFAULTS",
     "TOY_DEFAULTS",
     "ClassifierLearner",
     "ToyLearner",

@@ -32,7 +32,7 @@ from ..driver import EpochResult, run_one_epoch
 from ..mli import MachineLearningInterface
 from . import federated_data, learner_config, make_learner
 from .data import LearnerData
-from .sklearn import ClassifierLearner
+from .numpy_models import ClassifierLearner
 
 #: Called after each in-memory epoch.
 OnEpoch = Callable[[], None]

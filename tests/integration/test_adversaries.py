@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 N = 5
 EPOCHS = 7
 CONFIG: dict[str, Any] = {
-    "kind": "sklearn", "dataset": "digits", "model": "linear", "split": "dirichlet", "alpha": 0.5, "seed": 0,
+    "kind": "numpy", "dataset": "digits", "model": "linear", "split": "dirichlet", "alpha": 0.5, "seed": 0,
 }
 #: Attacks whose proposals are malicious: none of them may be accepted.
 MALICIOUS = {"random", "huge", "sign_flip", "collude", "hostile_cid"}

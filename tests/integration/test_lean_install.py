@@ -92,7 +92,7 @@ def test_agent_modules_import_and_a_missing_extra_says_which(lean: Path, tmp_pat
                "colearn_chain.cli.explorer", "colearn_chain.store", "colearn_chain.results", "colearn_chain.experiment")
     imported = _run(lean, "python", "-c", f"import {', '.join(modules)}", cwd=tmp_path)
     plot = _run(lean, "python", "-c", "import colearn_chain.report", cwd=tmp_path)
-    data = _run(lean, "python", "-c", "from colearn_chain.learners import make_learners; make_learners('sklearn')",
+    data = _run(lean, "python", "-c", "from colearn_chain.learners import make_learners; make_learners('numpy')",
                 cwd=tmp_path)
     # Assert
     assert imported.returncode == 0, imported.stderr

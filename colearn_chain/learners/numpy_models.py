@@ -1,4 +1,4 @@
-"""Ready-made learners: a softmax regression and a one-hidden-layer MLP, scikit-learn style.
+"""Ready-made learners in plain numpy (no scikit-learn inside): a softmax regression and a one-hidden-layer MLP.
 
 They are the models of scikit-learn's ``SGDClassifier(loss="log_loss")`` (multinomial) and
 ``MLPClassifier``, written in numpy rather than wrapping those estimators, because collective
