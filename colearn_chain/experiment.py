@@ -47,6 +47,7 @@ from .exceptions import ColearnChainError
 from .explorer.server import serve_in_background
 from .history import History
 from .learners import learner_config, make_learner
+from .learners.registry import declared_options, resolve_factory
 from .protocol import proposer_index
 from .results import assemble_results
 from .services import stop_processes
@@ -71,6 +72,8 @@ log = logging.getLogger(__name__)
 
 ENV_LEARNER_KEYS = "COLEARN_LEARNER_KEYS"
 ENV_FUNDER_KEY = "COLEARN_FUNDER_KEY"
+#: ExperimentSettings fields that are options of the learners declaring them.
+_DATA_FLAGS = ("dataset", "model", "split", "alpha")
 
 
 class ExperimentError(ColearnChainError):
@@ -83,11 +86,12 @@ class ExperimentSettings:
 
     learners: int = 5
     epochs: int = 20
-    kind: str = "numpy"
-    dataset: str = "digits"
-    model: str = "linear"
-    split: str = "dirichlet"
-    alpha: float = 0.5
+    kind: str = "numpy"  # a registered learner kind or MODULE:FACTORY (colearn_chain.learners.registry)
+    # Options of the learners that declare them (the numpy kind); None: the learner's default.
+    dataset: str | None = None
+    model: str | None = None
+    split: str | None = None
+    alpha: float | None = None
     threshold: float = 0.5
     colearn_variant: bool = False
     seed: int = 0
@@ -102,16 +106,23 @@ class ExperimentSettings:
     learner_overrides: dict[str, Any] = field(default_factory=dict)
 
     def learner_config(self) -> dict[str, Any]:
-        """The JSON-able config every agent (and the reference) builds its learner from."""
-        if self.kind == "toy":
-            return learner_config("toy", n_learners=self.learners, seed=self.seed, **self.learner_overrides)
-        settings: dict[str, Any] = {
-            "n_learners": self.learners, "seed": self.seed, "dataset": self.dataset, "model": self.model,
-            "split": self.split,
-        }
-        if self.split == "dirichlet":
-            settings["alpha"] = self.alpha
-        return learner_config("numpy", **settings, **self.learner_overrides)
+        """The JSON-able learner spec every agent (and the reference) builds its learner from.
+
+        dataset, model, split and alpha go to a learner that declares them as options; given to one that
+        does not, they are an error rather than silently ignored.
+        """
+        flags = {k: v for k in _DATA_FLAGS if (v := getattr(self, k)) is not None}
+        if flags:
+            declared = declared_options(resolve_factory(self.kind))
+            stray = sorted(set(flags) - set(declared or ()))
+            if stray:
+                raise ExperimentError(
+                    f"the {self.kind!r} learner takes no {', '.join(stray)} option; "
+                    "pass its own options with --learner-option KEY=VALUE"
+                )
+        return learner_config(
+            self.kind, n_learners=self.learners, seed=self.seed, **flags, **self.learner_overrides
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The settings as written to results.json: URLs redacted (they may carry an API key)."""

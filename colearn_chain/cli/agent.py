@@ -7,6 +7,7 @@ import logging
 import signal
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from web3.exceptions import Web3Exception
 
@@ -21,7 +22,9 @@ from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY
 from ._options import (
     account_from,
     add_key_options,
+    add_learner_options,
     add_rpc_option,
+    learner_spec_from,
     load_learner_config,
     rpc_from,
 )
@@ -31,8 +34,12 @@ log = logging.getLogger(__name__)
 DESCRIPTION = f"""\
 Run one learner in the collective-learning protocol. The agent signs with its own key (--keystore with
 the password in ${ENV_KEYSTORE_PASSWORD}, or the key in ${ENV_PRIVATE_KEY}); its learner index is the
-position of that address in the contract's learner list, and its learner is built from the learner
-config for that index.
+position of that address in the contract's learner list, and its learner is built for that index from
+the learner spec in the deployment record (or --learner-config), amended by --learner and
+--learner-option: FACTORY(index, n_learners, seed, options). A learner that breaks the learner
+interface (wrong return type, a proposal or test that changes its current weights, weights whose names,
+shapes or dtypes change) is named in the log with the method and what was wrong: a broken test is a
+reject vote with that reason, a broken proposal is not sent (the epoch is skipped).
 
 It follows the contract's events: when it is the proposer it trains, puts the encoded weights in the
 weight store and proposes their digest and CID; on a proposal it fetches the blob, checks its digest
@@ -60,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--store", required=True, metavar="URL_OR_DIR",
                         help="weight store: a directory (local:PATH) or a Kubo API (http://127.0.0.1:5001)")
     parser.add_argument("--learner-config", metavar="JSON_FILE",
-                        help="learner config (JSON file or inline JSON); default: the one in the deployment record")
+                        help="learner spec (JSON file or inline JSON: {\"kind\": ..., \"n_learners\": ..., "
+                        "\"seed\": ..., options}); default: the one in the deployment record")
+    add_learner_options(parser, default_from="the kind of the learner spec")
     parser.add_argument("--state-dir", required=True, type=Path, metavar="DIR",
                         help="where the agent keeps every model it adopted (current.json names the current one)")
     parser.add_argument("--confirmations", type=int, default=0, metavar="N",
@@ -81,11 +90,15 @@ def run(args: argparse.Namespace) -> int:
         rpc_url = rpc_from(args)
         deployment = Deployment.load(args.deployment)
         if args.learner_config is not None:
-            config = load_learner_config(args.learner_config)
+            base: dict[str, Any] | None = load_learner_config(args.learner_config)
         elif "learner_config" in deployment.extra:
-            config = dict(deployment.extra["learner_config"])
+            base = dict(deployment.extra["learner_config"])
         else:
-            raise ValueError("no --learner-config and none in the deployment record")
+            base = None
+        spec = learner_spec_from(args, base)
+        if spec is None:
+            raise ValueError("no learner: pass --learner (or --learner-config); the deployment record has none")
+        config = spec
     except (OSError, ValueError) as error:
         log.error("%s", error)
         return 2
@@ -110,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
     if n_learners != len(learners):
         log.error("the learner config is for %s learners, the contract has %d", n_learners, len(learners))
         return 2
-    learner = make_learner(config, index)
+    try:
+        learner = make_learner(config, index)
+    except ValueError as error:
+        log.error("cannot build learner %d: %s", index, error)
+        return 2
     store = from_url(args.store)
     settings = AgentSettings(
         poll_interval=args.poll_interval,

@@ -1,9 +1,16 @@
-"""Ready-made learners and the factory that builds them from a JSON-able config.
+"""Learners built from a JSON-able spec: the bundled kinds and any plug-in factory.
 
-An agent process rebuilds its own learner with ``make_learner(config, index)``; the in-memory
-reference builds every learner with the same call, so both hold identical learners (same data
-parts, same initial weights, same proposal randomness). ``learner_config`` fills in defaults and
-rejects unknown keys, so the config written to ``results.json`` is complete.
+A **learner spec** (what ``deploy`` records in the deployment record as ``learner_config`` and ``run``
+writes to ``results.json``) is a flat JSON object::
+
+    {"kind": "numpy" | "toy" | "MODULE:FACTORY" | another registered kind,
+     "n_learners": 5, "seed": 0, ...options}
+
+An agent process rebuilds its own learner with ``make_learner(spec, index)``, which calls the factory
+(:mod:`.registry`) as ``FACTORY(index, n_learners, seed, options)``; the in-memory reference builds
+every learner with the same call, so both hold identical learners (same data parts, same initial
+weights, same proposal randomness). ``learner_config`` fills in the defaults a factory declares and
+rejects options it does not declare, so the spec written down is complete.
 
 Why the ``numpy`` defaults (:data:`NUMPY_DEFAULTS`): ``python bench/learning.py --sweep``
 (digits, 5 learners, 20 epochs, seeds 0-2, one setting changed at a time). Final global test
@@ -38,11 +45,14 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from ..exceptions import LearnerContractError
 from ..mli import MachineLearningInterface
 from .data import FederatedData, Scaling, split_learners
 from .numpy_models import ClassifierLearner, TrainingConfig, VoteRule, make_model
+from .registry import RESERVED, declared_options, learner_factory, resolve_factory
 from .toy import ToyLearner
 
+#: The kinds this package ships (see :data:`.registry.BUNDLED`).
 KINDS = ("toy", "numpy")
 
 TOY_DEFAULTS: dict[str, Any] = {"kind": "toy", "n_learners": 5, "seed": 0, "dim": 4}
@@ -66,42 +76,92 @@ NUMPY_DEFAULTS: dict[str, Any] = {
     "vote_tolerance": VoteRule().tolerance,
 }
 
-_DEFAULTS = {"toy": TOY_DEFAULTS, "numpy": NUMPY_DEFAULTS}
 _TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(TrainingConfig))
+#: The methods every learner has (:class:`colearn_chain.mli.MachineLearningInterface`).
+_METHODS = ("propose_weights", "test_weights", "accept_weights", "current_weights")
+#: What n_learners and seed default to when a spec leaves them out.
+_SPEC_DEFAULTS: dict[str, Any] = {"n_learners": 5, "seed": 0}
 
 
-def learner_config(kind: str = "numpy", **settings: Any) -> dict[str, Any]:
-    """Return the complete config of ``kind`` with ``settings`` over the defaults; unknown keys raise ValueError."""
-    if kind not in _DEFAULTS:
-        raise ValueError(f"unknown learner kind {kind!r}; choose one of {', '.join(KINDS)}")
-    defaults = _DEFAULTS[kind]
-    unknown = sorted(set(settings) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown settings for {kind!r} learners: {', '.join(unknown)}")
-    config = {**defaults, **settings, "kind": kind}
-    if int(config["n_learners"]) < 1:
-        raise ValueError(f"n_learners must be >= 1, got {config['n_learners']}")
-    return config
+def _options(defaults: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in defaults.items() if k not in RESERVED}
 
 
-def make_learner(config: Mapping[str, Any], index: int) -> MachineLearningInterface:
-    """Build learner ``index`` of the consortium ``config`` describes (defaults fill missing keys)."""
-    settings = dict(config)
-    full = learner_config(settings.pop("kind", "numpy"), **settings)
-    if not 0 <= index < full["n_learners"]:
-        raise ValueError(f"learner index {index} outside 0..{full['n_learners'] - 1}")
-    if full["kind"] == "toy":
-        return ToyLearner(index, seed=int(full["seed"]), dim=int(full["dim"]))
+@learner_factory(_options(TOY_DEFAULTS))
+def toy_learner(index: int, n_learners: int, seed: int, options: dict[str, Any]) -> MachineLearningInterface:
+    """The ``toy`` kind: a :class:`ToyLearner` (options: ``dim``)."""
+    return ToyLearner(index, seed=seed, dim=int(options["dim"]))
+
+
+@learner_factory(_options(NUMPY_DEFAULTS))
+def numpy_learner(index: int, n_learners: int, seed: int, options: dict[str, Any]) -> MachineLearningInterface:
+    """The ``numpy`` kind: a :class:`ClassifierLearner` on its part of a data set (options: NUMPY_DEFAULTS)."""
+    full = {**options, "n_learners": n_learners, "seed": seed}
     federated = federated_data(full)
     model = make_model(full["model"], federated.n_features, federated.n_classes, hidden=int(full["hidden"]))
     return ClassifierLearner(
         federated.learners[index],
         model,
         index=index,
-        seed=int(full["seed"]),
+        seed=seed,
         training=_training_config(full),
         vote_rule=VoteRule(metric=full["vote_metric"], tolerance=float(full["vote_tolerance"])),
     )
+
+
+def learner_config(kind: str = "numpy", **settings: Any) -> dict[str, Any]:
+    """The complete spec of ``kind`` (a registered kind or ``MODULE:FACTORY``) with ``settings`` as its options.
+
+    Options the factory declares (:func:`.registry.learner_factory`) get their defaults and no others
+    are allowed; a factory that declares none gets ``settings`` as given. ValueError says what is wrong.
+    """
+    factory = resolve_factory(kind)
+    declared = declared_options(factory)
+    if declared is not None:
+        unknown = sorted(set(settings) - set(declared) - set(RESERVED))
+        if unknown:
+            raise ValueError(
+                f"unknown options for {kind!r} learners: {', '.join(unknown)} "
+                f"(it takes {', '.join(sorted(declared)) or 'none'}, besides n_learners and seed)"
+            )
+    config = {"kind": kind, **_SPEC_DEFAULTS, **(declared or {}), **settings}
+    for key in ("n_learners", "seed"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            if not (isinstance(value, float) and value.is_integer()):
+                raise ValueError(f"{key} must be a whole number, got {value!r}")
+            config[key] = int(value)
+    if config["n_learners"] < 1:
+        raise ValueError(f"n_learners must be >= 1, got {config['n_learners']}")
+    return config
+
+
+def complete_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` with its factory's defaults filled in (``kind`` defaults to numpy); ValueError if it is bad."""
+    settings = dict(spec)
+    return learner_config(settings.pop("kind", "numpy"), **settings)
+
+
+def make_learner(config: Mapping[str, Any], index: int) -> MachineLearningInterface:
+    """Build learner ``index`` of the consortium the spec ``config`` describes (defaults fill missing keys).
+
+    Raises ValueError for a bad spec or index, LearnerContractError when the factory returns no learner.
+    """
+    full = complete_spec(config)
+    kind = full["kind"]
+    n_learners = full["n_learners"]
+    if not 0 <= index < n_learners:
+        raise ValueError(f"learner index {index} outside 0..{n_learners - 1}")
+    options = {k: v for k, v in full.items() if k not in RESERVED}
+    learner = resolve_factory(kind)(index, n_learners, full["seed"], options)
+    missing = [m for m in _METHODS if not callable(getattr(learner, m, None))]
+    if missing:
+        raise LearnerContractError(
+            f"learner factory {kind!r} returned a {type(learner).__name__}, which lacks {', '.join(missing)}: "
+            "a factory must return a MachineLearningInterface"
+        )
+    return learner
+
 
 
 def federated_data(config: Mapping[str, Any]) -> FederatedData:
@@ -141,8 +201,11 @@ __all__ = [
     "TOY_DEFAULTS",
     "ClassifierLearner",
     "ToyLearner",
+    "complete_spec",
     "federated_data",
     "learner_config",
     "make_learner",
     "make_learners",
+    "numpy_learner",
+    "toy_learner",
 ]

@@ -43,12 +43,9 @@ class HostileLearner(MachineLearningInterface):
         self.honest = honest
         self.attack = attack
         self.rng = np.random.default_rng([seed, 7919])
-        # The agent restores the honest learner's proposal counter on restart; keep it reachable.
-        self.proposals_made = 0
 
     def propose_weights(self) -> Weights:
         current = self.honest.current_weights()
-        self.proposals_made += 1
         if self.attack == "random":
             return {k: self.rng.normal(0.0, 1.0, v.shape).astype(v.dtype) for k, v in current.items()}
         if self.attack == "huge":
@@ -75,6 +72,9 @@ class HostileLearner(MachineLearningInterface):
 
     def current_weights(self) -> Weights:
         return self.honest.current_weights()
+
+    def restore_proposal_count(self, count: int) -> None:
+        self.honest.restore_proposal_count(count)
 
 
 def hostile_learner(config: Mapping[str, Any], index: int, attack: str) -> HostileLearner:
