@@ -8,7 +8,8 @@ learners with the same call, and the run checks they decide alike.
 
 A **reference** names a factory: ``MODULE:FACTORY`` (``examples.centroid:make_learner``), or a kind
 registered in the entry-point group :data:`GROUP` (``numpy``, ``toy``, or one another package
-declares in its ``pyproject.toml``)::
+declares in its ``pyproject.toml``). ``MODULE`` is imported with the current directory on the path,
+as ``python -m`` would (the agents ``run`` starts share its directory)::
 
     [project.entry-points."colearn_chain.learners"]
     mymodel = "mypackage.learner:make_learner"
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Final, Protocol, TypeVar
@@ -103,6 +106,8 @@ def resolve_factory(reference: str) -> LearnerFactory:
                 "or name a factory as MODULE:FACTORY"
             )
     module_name, _, attribute = target.partition(":")
+    if ":" in reference and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # MODULE may be the user's own file here, as with `python -m`
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
