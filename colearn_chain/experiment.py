@@ -47,6 +47,7 @@ from .exceptions import ColearnChainError
 from .explorer.server import serve_in_background
 from .history import History
 from .learners import learner_config, make_learner
+from .learners.owndata import own_data_options
 from .learners.registry import declared_options, resolve_factory
 from .protocol import proposer_index
 from .results import assemble_results
@@ -92,6 +93,8 @@ class ExperimentSettings:
     model: str | None = None
     split: str | None = None
     alpha: float | None = None
+    data: Path | None = None  # own data instead of a data set: a folder of one file per learner (owndata.py)
+    label_column: str | None = None  # the label column of CSV files (default: "label", else the last)
     threshold: float = 0.5
     colearn_variant: bool = False
     seed: int = 0
@@ -111,15 +114,26 @@ class ExperimentSettings:
         dataset, model, split and alpha go to a learner that declares them as options; given to one that
         does not, they are an error rather than silently ignored.
         """
-        flags = {k: v for k in _DATA_FLAGS if (v := getattr(self, k)) is not None}
-        if flags:
+        flags: dict[str, Any] = {k: v for k in _DATA_FLAGS if (v := getattr(self, k)) is not None}
+        if self.data is not None:
+            unused = sorted(set(flags) & {"dataset", "split", "alpha"})
+            if unused:
+                raise ExperimentError(f"--data gives each learner its own data: {', '.join(unused)} do not apply")
+        wanted = set(flags) | ({"data"} if self.data is not None else set())
+        if wanted:
             declared = declared_options(resolve_factory(self.kind))
-            stray = sorted(set(flags) - set(declared or ()))
+            stray = sorted(wanted - set(declared or ()))
             if stray:
                 raise ExperimentError(
                     f"the {self.kind!r} learner takes no {', '.join(stray)} option; "
                     "pass its own options with --learner-option KEY=VALUE"
                 )
+        if self.data is not None:
+            n_classes = self.learner_overrides.get("n_classes")
+            flags.update(own_data_options(
+                self.data, n_learners=self.learners, seed=self.seed, label_column=self.label_column,
+                n_classes=None if n_classes is None else int(n_classes),
+            ))
         return learner_config(
             self.kind, n_learners=self.learners, seed=self.seed, **flags, **self.learner_overrides
         )
@@ -128,6 +142,7 @@ class ExperimentSettings:
         """The settings as written to results.json: URLs redacted (they may carry an API key)."""
         data = asdict(self)
         data["out"] = str(self.out)
+        data["data"] = None if self.data is None else str(self.data)
         data["rpc"] = redact_url(self.rpc) if self.rpc else None
         data["ipfs"] = redact_url(self.ipfs) if self.ipfs else None
         return data

@@ -109,6 +109,8 @@ def _describe(config: dict[str, Any]) -> str:
         return f"{n} toy learners"
     if "dataset" not in learner:
         return f"{n} learners · {learner.get('kind')}"
+    if learner.get("data") is not None:
+        return f"{n} learners · own data ({learner.get('data')}) · {learner.get('model')}"
     split = learner.get("split", "")
     if split == "dirichlet":
         split = f"dirichlet alpha={learner.get('alpha')}"

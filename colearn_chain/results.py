@@ -38,6 +38,8 @@ def _pooled_baselines_absent(config: dict[str, Any]) -> str | None:
     if config["kind"] != "numpy":
         return (f"they need the numpy learners' pooled data and global test set; the {config['kind']!r} "
                 "learners keep their data to themselves")
+    if config.get("data") is not None:
+        return "the learners' own data (--data) has no global held-out test set and is not pooled"
     return None
 
 
@@ -122,16 +124,16 @@ def assemble_results(
         learner.accept_weights(weights)
     final: dict[str, Any] = {}
     absent = _pooled_baselines_absent(config)
-    if absent is None:
-        accuracies = baselines.global_test_accuracy(fresh)
+    if config["kind"] == "numpy":
         local = baselines.local_test_accuracy(fresh)
-        final = {
-            "test_accuracy_mean": accuracies.mean, "test_accuracy": list(accuracies.per_learner),
-            "local_test_accuracy_mean": local.mean, "local_test_accuracy": list(local.per_learner),
-        }
+        final = {"local_test_accuracy_mean": local.mean, "local_test_accuracy": list(local.per_learner)}
+        line = f"mean local test accuracy {local.mean:.4f} (each learner's own test split)"
+        if absent is None:
+            accuracies = baselines.global_test_accuracy(fresh)
+            final.update({"test_accuracy_mean": accuracies.mean, "test_accuracy": list(accuracies.per_learner)})
+            line = f"global test accuracy {accuracies.mean:.4f} (held-out split), {line}"
         if progress_stream is not None:
-            print(f"final shared model: global test accuracy {accuracies.mean:.4f} (held-out split), mean local "
-                  f"test accuracy {local.mean:.4f} (each learner's own test split)", file=progress_stream, flush=True)
+            print(f"final shared model: {line}", file=progress_stream, flush=True)
     final["same_weights_everywhere"] = all(_weights_equal(final_weights[0], w) for w in final_weights[1:])
 
     # The in-memory reference driver on identically built learners.

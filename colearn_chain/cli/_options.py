@@ -85,3 +85,10 @@ def learner_spec_from(args: argparse.Namespace, base: dict[str, Any] | None) -> 
         spec["kind"] = args.learner
     spec.update(options)
     return spec
+
+
+def add_data_options(parser: argparse.ArgumentParser, *, data_help: str) -> None:
+    """--data FILE and --label-column: a learner's own data (the numpy learner's options data, label_column)."""
+    parser.add_argument("--data", type=Path, metavar="FILE", help=data_help)
+    parser.add_argument("--label-column", metavar="NAME",
+                        help="the CSV column holding the labels (default: the one named label, else the last)")

@@ -21,6 +21,7 @@ from ..text import redact_url
 from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY
 from ._options import (
     account_from,
+    add_data_options,
     add_key_options,
     add_learner_options,
     add_rpc_option,
@@ -70,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="learner spec (JSON file or inline JSON: {\"kind\": ..., \"n_learners\": ..., "
                         "\"seed\": ..., options}); default: the one in the deployment record")
     add_learner_options(parser, default_from="the kind of the learner spec")
+    add_data_options(parser, data_help="this learner's own data: NPZ with arrays x (rows x features) and y (class "
+                     "numbers 0, 1, ...), or CSV with a header and a label column; it is checked, then cut into train, "
+                     "vote and test parts. Its features and classes must fit the consortium's n_features and "
+                     "n_classes in the learner spec (the numpy learner's option data)")
     parser.add_argument("--state-dir", required=True, type=Path, metavar="DIR",
                         help="where the agent keeps every model it adopted (current.json names the current one)")
     parser.add_argument("--confirmations", type=int, default=0, metavar="N",
@@ -98,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
         spec = learner_spec_from(args, base)
         if spec is None:
             raise ValueError("no learner: pass --learner (or --learner-config); the deployment record has none")
+        if args.data is not None:
+            spec["data"] = str(args.data.resolve())
+        if args.label_column is not None:
+            spec["label_column"] = args.label_column
         config = spec
     except (OSError, ValueError) as error:
         log.error("%s", error)

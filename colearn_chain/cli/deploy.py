@@ -12,9 +12,17 @@ from ..chain.client import ChainClient
 from ..codec import decode_weights, digest_hex, encode_weights
 from ..decision import threshold_to_bps
 from ..learners import complete_spec, make_learner
+from ..learners.owndata import own_data_options
 from ..store import from_url
 from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY
-from ._options import account_from, add_key_options, add_learner_options, learner_spec_from, load_learner_config
+from ._options import (
+    account_from,
+    add_data_options,
+    add_key_options,
+    add_learner_options,
+    learner_spec_from,
+    load_learner_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                          help="a learner spec (inline JSON or a JSON file), e.g. '{\"kind\": \"toy\", \"seed\": 0}'; "
                          "n_learners defaults to the number of learners")
     add_learner_options(parser, default_from="the kind of --learner-config")
+    add_data_options(parser, data_help="own data instead of a bundled data set (the numpy learner): a file like the "
+                     "ones the agents will bring (NPZ with x and y, or CSV with a label column), whose features and "
+                     "classes set the model's shape (n_features, n_classes: pass --learner-option n_classes=K when "
+                     "this file lacks some) and whose training part gives the published feature scaler. The record "
+                     "keeps those, not the file's path: each agent brings its own --data")
     parser.add_argument("--store", required=True, metavar="URL",
                         help="weight store for the initial model: a directory (local:PATH) or a Kubo API "
                         "(http://127.0.0.1:5001 or /ip4/127.0.0.1/tcp/5001/http)")
@@ -99,9 +112,15 @@ def run(args: argparse.Namespace) -> int:
         else:
             assert spec is not None
             spec.setdefault("n_learners", len(learners))
+            if args.data is not None:
+                n_classes = spec.get("n_classes")
+                spec.update(own_data_options(
+                    args.data, n_learners=1, seed=int(spec.get("seed", 0)), label_column=args.label_column,
+                    n_classes=None if n_classes is None else int(n_classes),
+                ))
             config = complete_spec(spec)  # recorded complete: every agent rebuilds the same learners
             blob = encode_weights(make_learner(config, 0).current_weights())
-            extra["learner_config"] = config
+            extra["learner_config"] = {**config, "data": None} if args.data is not None else config
     except (OSError, ValueError) as error:
         log.error("%s", error)
         return 2

@@ -70,6 +70,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument("--alpha", type=float, default=None,
                    help="Dirichlet concentration for --split dirichlet; smaller is more skewed "
                         f"(default {NUMPY_DEFAULTS['alpha']})")
+    g.add_argument("--data", type=Path, metavar="DIR",
+                   help="the learners' own data instead of --dataset: a folder of one file per learner "
+                        "(learner-0.npz, learner-1.csv, ... or its data files in name order); NPZ with arrays x "
+                        "(rows x features) and y (class numbers 0, 1, ...), or CSV with a header and a label "
+                        "column. Each learner cuts its file into train, vote and test parts; all files must have "
+                        "the same features, and every class rows somewhere. For the numpy learner")
+    g.add_argument("--label-column", metavar="NAME",
+                   help="the CSV column holding the labels (default: the one named label, else the last)")
     g.add_argument("--seed", type=int, default=defaults.seed,
                    help=f"seed of data split and training (default {defaults.seed})")
     c = p.add_argument_group("protocol")
@@ -100,7 +108,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = ExperimentSettings(
             learners=args.learners, epochs=args.epochs, kind=args.learner, dataset=args.dataset, model=args.model,
-            split=args.split, alpha=args.alpha, threshold=args.threshold, colearn_variant=args.colearn_variant,
+            split=args.split, alpha=args.alpha, data=args.data, label_column=args.label_column,
+            threshold=args.threshold, colearn_variant=args.colearn_variant,
             seed=args.seed, rpc=args.rpc, ipfs=args.ipfs, out=args.out, proposal_timeout=args.proposal_timeout,
             voting_timeout=args.voting_timeout, block_time=args.block_time, explorer=args.explorer,
             explorer_port=args.explorer_port, learner_overrides=parse_learner_options(args.learner_option),

@@ -49,6 +49,7 @@ from ..exceptions import LearnerContractError
 from ..mli import MachineLearningInterface
 from .data import FederatedData, Scaling, split_learners
 from .numpy_models import ClassifierLearner, TrainingConfig, VoteRule, make_model
+from .owndata import learner_own_data
 from .registry import RESERVED, declared_options, learner_factory, resolve_factory
 from .toy import ToyLearner
 
@@ -66,6 +67,14 @@ NUMPY_DEFAULTS: dict[str, Any] = {
     "split": "dirichlet",
     "alpha": 0.5,
     "scaling": "shared",  # learner 0's statistics, published with the initial model (see data.py)
+    # own data instead of a bundled data set (see owndata.py): a file or a folder of one file per learner,
+    # and what the consortium agrees on (recorded by `run --data` / `deploy --data`)
+    "data": None,
+    "label_column": None,
+    "n_features": None,
+    "n_classes": None,
+    "feature_mean": None,
+    "feature_scale": None,
     # model
     "model": "linear",
     "hidden": 32,
@@ -95,12 +104,19 @@ def toy_learner(index: int, n_learners: int, seed: int, options: dict[str, Any])
 
 @learner_factory(_options(NUMPY_DEFAULTS))
 def numpy_learner(index: int, n_learners: int, seed: int, options: dict[str, Any]) -> MachineLearningInterface:
-    """The ``numpy`` kind: a :class:`ClassifierLearner` on its part of a data set (options: NUMPY_DEFAULTS)."""
+    """The ``numpy`` kind: a :class:`ClassifierLearner` on its part of a bundled data set, or on its own
+    data (option ``data``: a file, or a folder of one file per learner); the options are NUMPY_DEFAULTS'."""
     full = {**options, "n_learners": n_learners, "seed": seed}
-    federated = federated_data(full)
-    model = make_model(full["model"], federated.n_features, federated.n_classes, hidden=int(full["hidden"]))
+    if options["data"] is not None:
+        data = learner_own_data(index, seed, options)
+    elif options["n_features"] is not None:
+        raise ValueError("this consortium's learners train on their own data (the spec has n_features): "
+                         "give this learner its data (--data FILE)")
+    else:
+        data = federated_data(full).learners[index]
+    model = make_model(full["model"], data.n_features, data.n_classes, hidden=int(full["hidden"]))
     return ClassifierLearner(
-        federated.learners[index],
+        data,
         model,
         index=index,
         seed=seed,
