@@ -77,6 +77,13 @@ class HostileLearner(MachineLearningInterface):
         self.honest.restore_proposal_count(count)
 
 
+def hostile_factory(index: int, n_learners: int, seed: int, options: dict[str, Any]) -> HostileLearner:
+    """A learner factory (``--learner hostile_learners:hostile_factory``): options ``attack`` and ``honest``,
+    the spec of the honest learner it turns hostile."""
+    honest = {**options["honest"], "n_learners": n_learners, "seed": seed}
+    return hostile_learner(honest, index, str(options["attack"]))
+
+
 def hostile_learner(config: Mapping[str, Any], index: int, attack: str) -> HostileLearner:
     """The learner ``make_learner(config, index)`` would build, turned hostile."""
     honest = make_learner(config, index)

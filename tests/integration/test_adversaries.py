@@ -29,6 +29,7 @@ from colearn_chain.learners import make_learner
 from colearn_chain.services.anvil import AnvilNode
 from colearn_chain.services.kubo import KuboNode
 from colearn_chain.typing import Weights
+from hostile_learners import LEARNER_ATTACKS
 
 pytestmark = pytest.mark.slow
 
@@ -102,6 +103,10 @@ def test_honest_agents_survive(
     # No malicious proposal got through.
     outcome = dict(decisions)
     attacker_epochs = [e for e in range(EPOCHS) if e % N in attackers]
+    if attack in LEARNER_ATTACKS:  # the hostile learner, plugged in through --learner, took part (it starts last,
+        # so it may miss epoch 0's proposal deadline)
+        proposed = [e for e in attacker_epochs if outcome.get(e) in ("accepted", "rejected")]
+        assert proposed, f"{attack}: the hostile agent never proposed in epochs {attacker_epochs}\n{logs}"
     if attack in MALICIOUS:
         accepted = [e for e in attacker_epochs if outcome.get(e) == "accepted"]
         assert not accepted, f"{attack}: malicious proposals accepted in epochs {accepted}\n{logs}"
