@@ -40,7 +40,8 @@ the learner spec in the deployment record (or --learner-config), amended by --le
 --learner-option: FACTORY(index, n_learners, seed, options). A learner that breaks the learner
 interface (wrong return type, a proposal or test that changes its current weights, weights whose names,
 shapes or dtypes change) is named in the log with the method and what was wrong: a broken test is a
-reject vote with that reason, a broken proposal is not sent (the epoch is skipped).
+reject vote with that reason, a broken proposal is not sent (the epoch is skipped). --data FILE gives
+the numpy learner this member's own data (see --data below).
 
 It follows the contract's events: when it is the proposer it trains, puts the encoded weights in the
 weight store and proposes their digest and CID; on a proposal it fetches the blob, checks its digest

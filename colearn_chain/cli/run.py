@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..experiment import ENV_FUNDER_KEY, ENV_LEARNER_KEYS, ExperimentError, ExperimentSettings, run_experiment
-from ..learners import NUMPY_DEFAULTS
+from ..learners import NUMPY_DEFAULTS, make_learner
 from ..learners.data import DATASETS, SPLITS
 from ..learners.registry import parse_learner_options
 from ..wallet import ENV_KEYSTORE_PASSWORD
@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
             voting_timeout=args.voting_timeout, block_time=args.block_time, explorer=args.explorer,
             explorer_port=args.explorer_port, learner_overrides=parse_learner_options(args.learner_option),
         )
-        settings.learner_config()  # a bad learner or option stops here, before any chain or wallet
+        make_learner(settings.learner_config(), 0)  # a bad learner, option or file stops here, before any chain
     except (ValueError, ExperimentError) as error:
         log.error("%s", error)
         return 2

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from colearn_chain.cli import main
 from colearn_chain.cli._options import learner_spec_from
 from colearn_chain.exceptions import ColearnChainError, LearnerContractError
 from colearn_chain.experiment import ExperimentSettings
@@ -155,3 +156,21 @@ def test_run_flags_go_only_to_learners_that_declare_them() -> None:
     assert ExperimentSettings(kind="toy", learners=2).learner_config()["kind"] == "toy"
     with pytest.raises(ColearnChainError, match="the 'toy' learner takes no dataset, model option"):
         ExperimentSettings(kind="toy", dataset="wine", model="mlp").learner_config()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--learner", "nope"], "unknown learner kind 'nope'"),
+    (["--learner", "toy", "--dataset", "wine"], "the 'toy' learner takes no dataset option"),
+    (["--learner-option", "bad"], "a learner option is KEY=VALUE, got 'bad'"),
+    (["--model", "cnn"], "unknown model 'cnn'; choose 'linear' or 'mlp'"),
+    (["--learner-option", "learning_rat=0.1"], "unknown options for 'numpy' learners: learning_rat"),
+])
+def test_run_refuses_a_bad_learner_before_starting_anything(
+    args: list[str], message: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Execute
+    code = main(["run", *args, "--out", str(tmp_path / "out")])
+    # Assert: exit status 2 with the reason, and nothing was made
+    assert code == 2
+    assert message in caplog.text
+    assert not (tmp_path / "out").exists()
