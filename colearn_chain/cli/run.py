@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="the learners' factory: a registered kind (bundled: numpy, ready-made numpy models on real "
                         "data; toy, a tiny deterministic learner) or your own MODULE:FACTORY, called as "
                         "FACTORY(index, n_learners, seed, options) and returning a MachineLearningInterface "
-                        f"(default {defaults.kind})")
+                        f"(default {defaults.kind}; --learner-kind is its old name)")
     g.add_argument("--learner-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option for the factory, e.g. local_epochs=5 or vote_metric=accuracy; VALUE is parsed as "
                         "JSON when it parses (5, 0.1, true, [1,2]), else taken as a string (repeatable)")
@@ -64,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help=f"data set, all available offline: {', '.join(DATASETS)} (default {NUMPY_DEFAULTS['dataset']}; "
                         "an option of the learners that declare it)")
     g.add_argument("--model", default=None, metavar="NAME",
-                   help=f"model every learner trains: linear or mlp for numpy (default {NUMPY_DEFAULTS['model']})")
+                   help=f"model every learner trains: linear or mlp for numpy (default {NUMPY_DEFAULTS['model']}; "
+                        "an option of the learners that declare it, as are --split and --alpha)")
     g.add_argument("--split", choices=SPLITS, default=None,
                    help=f"how the data is spread over learners (default {NUMPY_DEFAULTS['split']})")
     g.add_argument("--alpha", type=float, default=None,
@@ -75,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "(learner-0.npz, learner-1.csv, ... or its data files in name order); NPZ with arrays x "
                         "(rows x features) and y (class numbers 0, 1, ...), or CSV with a header and a label "
                         "column. Each learner cuts its file into train, vote and test parts; all files must have "
-                        "the same features, and every class rows somewhere. For the numpy learner")
+                        "the same features, and every class must have rows in some file. For the numpy learner")
     g.add_argument("--label-column", metavar="NAME",
                    help="the CSV column holding the labels (default: the one named label, else the last)")
     g.add_argument("--seed", type=int, default=defaults.seed,
