@@ -101,8 +101,9 @@ def resolve_factory(reference: str) -> LearnerFactory:
         elif reference in BUNDLED:
             target = BUNDLED[reference]
         else:
+            renamed = " (the numpy models' kind was called 'sklearn' before)" if reference == "sklearn" else ""
             raise ValueError(
-                f"unknown learner kind {reference!r}; choose one of {', '.join(available_kinds())} "
+                f"unknown learner kind {reference!r}{renamed}; choose one of {', '.join(available_kinds())} "
                 "or name a factory as MODULE:FACTORY"
             )
     module_name, _, attribute = target.partition(":")

@@ -83,6 +83,7 @@ def test_declared_options_are_completed_and_unknown_ones_refused() -> None:
 
 @pytest.mark.parametrize(("reference", "message"), [
     ("torch", "unknown learner kind 'torch'; choose one of numpy, toy"),
+    ("sklearn", "unknown learner kind 'sklearn' (the numpy models' kind was called 'sklearn' before); choose"),
     ("no_such_module_xyz:make", "cannot import learner module 'no_such_module_xyz'"),
     (f"{__name__}:missing", f"module '{__name__}' has no 'missing'"),
     (f"{__name__}:", f"module '{__name__}' has no ''"),
