@@ -16,7 +16,7 @@ import numpy as np
 from .agent import StateDir
 from .chain.deployment import Deployment
 from .codec import decode_weights, encode_weights
-from .exceptions import ColearnChainError
+from .exceptions import ColearnChainError, LearnerContractError
 from .history import History
 from .learners import baselines, make_learner
 from .progress import Progress
@@ -139,21 +139,26 @@ def assemble_results(
     # The in-memory reference driver on identically built learners.
     reference_learners = [make_learner(config, i) for i in range(len(learners))]
     bar = Progress("reference driver (in memory, same learners)", epochs, progress_stream)
-    reference = baselines.run_epochs(
-        reference_learners, epochs, bar.advance, vote_threshold=threshold, proposer_votes=proposer_votes
-    )
-    chain_decisions = [e["outcome"] == "accepted" for e in epoch_rows]
-    reference_decisions = [r.accepted for r in reference]
-    reference_json = {
-        "decisions": reference_decisions,
-        "decisions_match": chain_decisions == reference_decisions,
-        "weights_match": all(
-            _weights_equal(w, learner.current_weights())
-            for w, learner in zip(final_weights, reference_learners, strict=True)
-        ),
-    }
-    bar.done(f"decisions match the chain: {reference_json['decisions_match']}, "
-             f"final weights match: {reference_json['weights_match']}")
+    try:
+        reference = baselines.run_epochs(
+            reference_learners, epochs, bar.advance, vote_threshold=threshold, proposer_votes=proposer_votes
+        )
+    except LearnerContractError as error:  # the agents went on (reject, no proposal); the reference cannot
+        reference_json: dict[str, Any] = {"error": str(error), "decisions_match": False, "weights_match": False}
+        bar.done(f"stopped: {error}")
+    else:
+        chain_decisions = [e["outcome"] == "accepted" for e in epoch_rows]
+        reference_decisions = [r.accepted for r in reference]
+        reference_json = {
+            "decisions": reference_decisions,
+            "decisions_match": chain_decisions == reference_decisions,
+            "weights_match": all(
+                _weights_equal(w, learner.current_weights())
+                for w, learner in zip(final_weights, reference_learners, strict=True)
+            ),
+        }
+        bar.done(f"decisions match the chain: {reference_json['decisions_match']}, "
+                 f"final weights match: {reference_json['weights_match']}")
     baselines_json: dict[str, Any] = {"reference": reference_json}
     if absent is not None:
         baselines_json["absent"] = {"solo": absent, "centralized": absent, "final_test_accuracy": absent}

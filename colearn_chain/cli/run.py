@@ -121,6 +121,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     results = run_experiment(settings)
     reference = results["baselines"]["reference"]
+    if "error" in reference:
+        print(f"WARNING: the in-memory reference driver stopped: {reference['error']}; see the agents' logs "
+              f"in {settings.out / 'agents'} for what they did about it")
+        return 1
     if not (reference["decisions_match"] and reference["weights_match"]):
         print("WARNING: the chain's decisions or final weights differ from the in-memory reference driver; "
               f"see {settings.out / 'results.json'} (baselines.reference) "
