@@ -25,7 +25,7 @@ setup-demo:
 
 # ruff's and mypy's settings are in pyproject.toml; mypy checks the package named there (colearn_chain).
 lint: setup
-	$(PY) -m ruff check colearn_chain tests bench scripts tools
+	$(PY) -m ruff check colearn_chain tests bench scripts tools examples
 	$(PY) -m mypy
 
 test: setup test-contract test-python

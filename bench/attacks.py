@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 taken = made = 0
                 for seed in args.seeds:
                     config = learner_config(
-                        "sklearn", dataset=dataset, model=args.model, split="dirichlet", alpha=0.5, seed=seed,
+                        "numpy", dataset=dataset, model=args.model, split="dirichlet", alpha=0.5, seed=seed,
                         n_learners=N_LEARNERS, **options,
                     )
                     if system == "voting":

@@ -3,7 +3,7 @@
 Runs the reference driver with the package defaults and records, for every proposal: each tensor's
 RMS, the RMS of all tensors together ("joint") and its ratio to the current model's, and the largest
 gradient norm of any local step. The vote refuses what honest training never produces
-(``colearn_chain.learners.sklearn``: MAX_RMS, SCALE_GROWTH, JOINT_SCALE_FACTOR, JOINT_MAX_RMS,
+(``colearn_chain.learners.numpy_models``: MAX_RMS, SCALE_GROWTH, JOINT_SCALE_FACTOR, JOINT_MAX_RMS,
 MAX_GRAD_NORM), so these maxima must stay well inside those constants.
 
     python bench/honest_scale.py                    # 4 datasets x iid/Dirichlet 0.5 x both models x 3 seeds
@@ -31,34 +31,33 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one process per core; tiny
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from colearn_chain.driver import run_one_epoch
-from colearn_chain.learners import learner_config, make_learner
-from colearn_chain.learners import sklearn as learners_sklearn
+from colearn_chain.learners import learner_config, make_learner, numpy_models
 from colearn_chain.typing import Weights
 
 
 def _joint(weights: Weights) -> float:
-    return learners_sklearn.rms(np.concatenate([v.ravel() for v in weights.values()]))
+    return numpy_models.rms(np.concatenate([v.ravel() for v in weights.values()]))
 
 
 def measure(job: tuple[str, str, str, int, int]) -> dict[str, Any]:
     """One collective run; the largest honest scales it produced."""
     dataset, split, model, seed, epochs = job
     steepest = [0.0]
-    clip: Callable[[Weights, float], Weights] = learners_sklearn._clip
+    clip: Callable[[Weights, float], Weights] = numpy_models._clip
 
     def recording_clip(grads: Weights, max_norm: float) -> Weights:
         norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
         steepest[0] = max(steepest[0], norm)
         return clip(grads, max_norm)
 
-    learners_sklearn._clip = recording_clip  # this worker process only
+    numpy_models._clip = recording_clip  # this worker process only
     config = learner_config(n_learners=5, dataset=dataset, split=split, alpha=0.5, model=model, seed=seed)
     learners = [make_learner(config, i) for i in range(config["n_learners"])]
     tensor_rms, joint_rms, ratios, refused = 0.0, 0.0, [], 0
     for epoch in range(epochs):
         current = learners[0].current_weights()
         result = run_one_epoch(epoch, learners)
-        tensor_rms = max(tensor_rms, *(learners_sklearn.rms(v) for v in result.proposal.values()))
+        tensor_rms = max(tensor_rms, *(numpy_models.rms(v) for v in result.proposal.values()))
         joint, now = _joint(result.proposal), _joint(current)
         joint_rms = max(joint_rms, joint)
         if now > 0:
@@ -97,9 +96,9 @@ def main() -> None:
     worst = {name: (min if name == "ratio_min" else max)(r[name] for r in per_key.values())
              for name in next(iter(per_key.values()))}
     print("overall:", json.dumps({k: round(v, 3) for k, v in worst.items()}))
-    print(f"bounds: MAX_RMS {learners_sklearn.MAX_RMS}, SCALE_GROWTH {learners_sklearn.SCALE_GROWTH}, "
-          f"JOINT_MAX_RMS {learners_sklearn.JOINT_MAX_RMS}, JOINT_SCALE_FACTOR {learners_sklearn.JOINT_SCALE_FACTOR}, "
-          f"MAX_GRAD_NORM {learners_sklearn.MAX_GRAD_NORM}")
+    print(f"bounds: MAX_RMS {numpy_models.MAX_RMS}, SCALE_GROWTH {numpy_models.SCALE_GROWTH}, "
+          f"JOINT_MAX_RMS {numpy_models.JOINT_MAX_RMS}, JOINT_SCALE_FACTOR {numpy_models.JOINT_SCALE_FACTOR}, "
+          f"MAX_GRAD_NORM {numpy_models.MAX_GRAD_NORM}")
     print(f"({time.perf_counter() - started:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps(per_key, indent=2))

@@ -63,7 +63,7 @@ def sweep(rule: dict[str, Any], dataset: str, model: str, seeds: Sequence[int], 
     for attack in attacks:
         scores, taken, made = [], 0, 0
         for seed in seeds:
-            config = learner_config("sklearn", dataset=dataset, model=model, split="dirichlet", alpha=0.5,
+            config = learner_config("numpy", dataset=dataset, model=model, split="dirichlet", alpha=0.5,
                                     seed=seed, n_learners=N_LEARNERS, **rule)
             score, n_accepted, n_made = run_voting(config, attack, epochs)
             scores.append(score)

@@ -31,13 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .decision import is_accepted, threshold_to_bps, voter_count
-from .mli import (
-    MachineLearningInterface,
-    ProposedWeights,
-    check_proposed,
-    check_weights,
-    copy_weights,
-)
+from .learners.checked import checked
+from .mli import MachineLearningInterface, ProposedWeights, copy_weights
 from .protocol import proposer_index
 from .typing import Weights
 
@@ -83,15 +78,16 @@ def run_one_epoch(
         raise ValueError(f"epoch index must be >= 0, got {epoch_index}")
     threshold_bps = threshold_to_bps(vote_threshold)
 
+    learners = [checked(learner) for learner in learners]  # an interface violation is a LearnerContractError
     proposer = proposer_index(epoch_index, n)
-    proposal = copy_weights(check_weights(learners[proposer].propose_weights(), "propose_weights"))
+    proposal = copy_weights(learners[proposer].propose_weights())
 
     votes: list[ProposedWeights | None] = []
     for j, learner in enumerate(learners):
         if j == proposer and not proposer_votes:
             votes.append(None)
             continue
-        votes.append(check_proposed(learner.test_weights(copy_weights(proposal)), "test_weights"))
+        votes.append(learner.test_weights(copy_weights(proposal)))
 
     approvals = sum(1 for v in votes if v is not None and v.vote)
     voters = voter_count(n, proposer_votes)
@@ -127,4 +123,5 @@ def run(
     """Run ``epochs`` consecutive epochs from ``start_epoch``; keyword arguments go to :func:`run_one_epoch`."""
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    learners = [checked(learner) for learner in learners]  # once: the weights' layout is checked across epochs
     return [run_one_epoch(e, learners, **kwargs) for e in range(start_epoch, start_epoch + epochs)]

@@ -64,4 +64,8 @@ class WeightsMismatch(ColearnChainError):
 
 
 class LearnerContractError(ColearnChainError):
-    """Raised when a learner returns something the learner interface does not allow."""
+    """Raised when a learner breaks the learner interface; ``method`` names the method that did."""
+
+    def __init__(self, message: str, *, method: str | None = None) -> None:
+        self.method = method
+        super().__init__(message)

@@ -47,6 +47,8 @@ from .exceptions import ColearnChainError
 from .explorer.server import serve_in_background
 from .history import History
 from .learners import learner_config, make_learner
+from .learners.owndata import own_data_options
+from .learners.registry import declared_options, resolve_factory
 from .protocol import proposer_index
 from .results import assemble_results
 from .services import stop_processes
@@ -72,6 +74,8 @@ log = logging.getLogger(__name__)
 
 ENV_LEARNER_KEYS = "COLEARN_LEARNER_KEYS"
 ENV_FUNDER_KEY = "COLEARN_FUNDER_KEY"
+#: ExperimentSettings fields that are options of the learners declaring them.
+_DATA_FLAGS = ("dataset", "model", "split", "alpha")
 
 
 class ExperimentError(ColearnChainError):
@@ -84,11 +88,14 @@ class ExperimentSettings:
 
     learners: int = 5
     epochs: int = 20
-    kind: str = "sklearn"
-    dataset: str = "digits"
-    model: str = "linear"
-    split: str = "dirichlet"
-    alpha: float = 0.5
+    kind: str = "numpy"  # a registered learner kind or MODULE:FACTORY (colearn_chain.learners.registry)
+    # Options of the learners that declare them (the numpy kind); None: the learner's default.
+    dataset: str | None = None
+    model: str | None = None
+    split: str | None = None
+    alpha: float | None = None
+    data: Path | None = None  # own data instead of a data set: a folder of one file per learner (owndata.py)
+    label_column: str | None = None  # the label column of CSV files (default: "label", else the last)
     threshold: float = 0.5
     colearn_variant: bool = False
     seed: int = 0
@@ -105,21 +112,40 @@ class ExperimentSettings:
     learner_overrides: dict[str, Any] = field(default_factory=dict)
 
     def learner_config(self) -> dict[str, Any]:
-        """The JSON-able config every agent (and the reference) builds its learner from."""
-        if self.kind == "toy":
-            return learner_config("toy", n_learners=self.learners, seed=self.seed, **self.learner_overrides)
-        settings: dict[str, Any] = {
-            "n_learners": self.learners, "seed": self.seed, "dataset": self.dataset, "model": self.model,
-            "split": self.split,
-        }
-        if self.split == "dirichlet":
-            settings["alpha"] = self.alpha
-        return learner_config("sklearn", **settings, **self.learner_overrides)
+        """The JSON-able learner spec every agent (and the reference) builds its learner from.
+
+        dataset, model, split and alpha go to a learner that declares them as options; given to one that
+        does not, they are an error rather than silently ignored.
+        """
+        flags: dict[str, Any] = {k: v for k in _DATA_FLAGS if (v := getattr(self, k)) is not None}
+        if self.data is not None:
+            unused = sorted(set(flags) & {"dataset", "split", "alpha"})
+            if unused:
+                raise ExperimentError(f"--data gives each learner its own data: {', '.join(unused)} do not apply")
+        wanted = set(flags) | ({"data"} if self.data is not None else set())
+        if wanted:
+            declared = declared_options(resolve_factory(self.kind))
+            stray = sorted(wanted - set(declared or ()))
+            if stray:
+                raise ExperimentError(
+                    f"the {self.kind!r} learner takes no {', '.join(stray)} option; "
+                    "pass its own options with --learner-option KEY=VALUE"
+                )
+        if self.data is not None:
+            n_classes = self.learner_overrides.get("n_classes")
+            flags.update(own_data_options(
+                self.data, n_learners=self.learners, seed=self.seed, label_column=self.label_column,
+                n_classes=None if n_classes is None else int(n_classes),
+            ))
+        return learner_config(
+            self.kind, n_learners=self.learners, seed=self.seed, **flags, **self.learner_overrides
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The settings as written to results.json: URLs redacted (they may carry an API key)."""
         data = asdict(self)
         data["out"] = str(self.out)
+        data["data"] = None if self.data is None else str(self.data)
         data["rpc"] = redact_url(self.rpc) if self.rpc else None
         data["ipfs"] = redact_url(self.ipfs) if self.ipfs else None
         return data
@@ -359,7 +385,7 @@ def _print_epoch(
         for agent in agents
         if (record := _read_evaluations(agent.state_dir).get(event.epoch)) and record.get("test_score") is not None
     ]
-    metric = "accuracy" if settings.kind == "sklearn" else "score"
+    metric = "accuracy" if settings.kind == "numpy" else "score"
     mean = f"{np.mean(scores):.4f}" if scores else "  -   "
     print(
         f"epoch {event.epoch + 1:>3}/{settings.epochs}  proposer {proposer:>2}  {outcome:<8} {tally:>5}  "

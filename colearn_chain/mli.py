@@ -9,9 +9,6 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-import numpy as np
-
-from .exceptions import LearnerContractError
 from .typing import Weights
 
 
@@ -68,24 +65,3 @@ def copy_weights(weights: Weights) -> Weights:
     """Return an independent copy, so no two learners ever share (and mutate) the same arrays."""
     return {name: array.copy() for name, array in weights.items()}
 
-
-def check_weights(value: object, what: str) -> Weights:
-    """Return ``value`` if it is a Weights dict, else raise a LearnerContractError saying what is wrong."""
-    if not isinstance(value, dict) or not value:
-        raise LearnerContractError(
-            f"{what} must return a non-empty dict of name -> numpy array, got {type(value).__name__}"
-        )
-    for name, array in value.items():
-        if not isinstance(name, str) or not isinstance(array, np.ndarray):
-            raise LearnerContractError(
-                f"{what} must return dict[str, numpy.ndarray]; entry {name!r} is {type(array).__name__}"
-            )
-    return value
-
-
-def check_proposed(value: object, what: str) -> ProposedWeights:
-    """Return ``value`` if it is a ProposedWeights, else raise a LearnerContractError."""
-    if not isinstance(value, ProposedWeights):
-        raise LearnerContractError(f"{what} must return ProposedWeights, got {type(value).__name__}")
-    check_weights(value.weights, what)
-    return value

@@ -107,6 +107,10 @@ def _describe(config: dict[str, Any]) -> str:
     n = learner.get("n_learners", config.get("learners"))
     if learner.get("kind") == "toy":
         return f"{n} toy learners"
+    if "dataset" not in learner:
+        return f"{n} learners · {learner.get('kind')}"
+    if learner.get("data") is not None:
+        return f"{n} learners · own data ({learner.get('data')}) · {learner.get('model')}"
     split = learner.get("split", "")
     if split == "dirichlet":
         split = f"dirichlet alpha={learner.get('alpha')}"
@@ -141,6 +145,8 @@ def summary(results: dict[str, Any], out_dir: Path) -> Path:
         f"| solo (each learner alone, same budget), mean | {_fmt(base.get('solo_mean'))} | - |",
         f"| centralized (pooled training data) | {_fmt(base.get('centralized'))} | - |",
         "",
+        *([f"Solo, centralized and the global test accuracy are not computed: {_fmt(reason)}.", ""]
+          if (reason := base.get("absent", {}).get("solo")) else []),
         ("The global test set is held out before the data is split: no learner trains, votes or tests on it. "
          "Each learner's local test split comes from its own share (skewed like its data); the epoch table "
          "reports the proposal's score there, averaged over the voters."),

@@ -16,7 +16,7 @@ import numpy as np
 from .agent import StateDir
 from .chain.deployment import Deployment
 from .codec import decode_weights, encode_weights
-from .exceptions import ColearnChainError
+from .exceptions import ColearnChainError, LearnerContractError
 from .history import History
 from .learners import baselines, make_learner
 from .progress import Progress
@@ -28,6 +28,19 @@ def _agent_weights(index: int, state_dir: Path, template: Weights) -> Weights:
     if weights is None:
         raise ColearnChainError(f"learner {index} saved no model in {state_dir}: see its agent.log there")
     return decode_weights(encode_weights(weights), expected=template)
+
+
+def _pooled_baselines_absent(config: dict[str, Any]) -> str | None:
+    """Why solo, centralized and the global test accuracy cannot be computed for ``config``; None if they can.
+
+    They need the numpy learners' data: a global held-out test set and every learner's parts, pooled.
+    """
+    if config["kind"] != "numpy":
+        return (f"they need the numpy learners' pooled data and global test set; the {config['kind']!r} "
+                "learners keep their data to themselves")
+    if config.get("data") is not None:
+        return "the learners' own data (--data) has no global held-out test set and is not pooled"
+    return None
 
 
 def _weights_equal(a: Weights, b: Weights) -> bool:
@@ -110,38 +123,49 @@ def assemble_results(
     for learner, weights in zip(fresh, final_weights, strict=True):
         learner.accept_weights(weights)
     final: dict[str, Any] = {}
-    if config["kind"] == "sklearn":
-        accuracies = baselines.global_test_accuracy(fresh)
+    absent = _pooled_baselines_absent(config)
+    if config["kind"] == "numpy":
         local = baselines.local_test_accuracy(fresh)
-        final = {
-            "test_accuracy_mean": accuracies.mean, "test_accuracy": list(accuracies.per_learner),
-            "local_test_accuracy_mean": local.mean, "local_test_accuracy": list(local.per_learner),
-        }
+        final = {"local_test_accuracy_mean": local.mean, "local_test_accuracy": list(local.per_learner)}
+        line = f"mean local test accuracy {local.mean:.4f} (each learner's own test split)"
+        if absent is None:
+            accuracies = baselines.global_test_accuracy(fresh)
+            final.update({"test_accuracy_mean": accuracies.mean, "test_accuracy": list(accuracies.per_learner)})
+            line = f"global test accuracy {accuracies.mean:.4f} (held-out split), {line}"
         if progress_stream is not None:
-            print(f"final shared model: global test accuracy {accuracies.mean:.4f} (held-out split), mean local "
-                  f"test accuracy {local.mean:.4f} (each learner's own test split)", file=progress_stream, flush=True)
+            print(f"final shared model: {line}", file=progress_stream, flush=True)
     final["same_weights_everywhere"] = all(_weights_equal(final_weights[0], w) for w in final_weights[1:])
 
     # The in-memory reference driver on identically built learners.
     reference_learners = [make_learner(config, i) for i in range(len(learners))]
     bar = Progress("reference driver (in memory, same learners)", epochs, progress_stream)
-    reference = baselines.run_epochs(
-        reference_learners, epochs, bar.advance, vote_threshold=threshold, proposer_votes=proposer_votes
-    )
-    chain_decisions = [e["outcome"] == "accepted" for e in epoch_rows]
-    reference_decisions = [r.accepted for r in reference]
-    reference_json = {
-        "decisions": reference_decisions,
-        "decisions_match": chain_decisions == reference_decisions,
-        "weights_match": all(
-            _weights_equal(w, learner.current_weights())
-            for w, learner in zip(final_weights, reference_learners, strict=True)
-        ),
-    }
-    bar.done(f"decisions match the chain: {reference_json['decisions_match']}, "
-             f"final weights match: {reference_json['weights_match']}")
+    try:
+        reference = baselines.run_epochs(
+            reference_learners, epochs, bar.advance, vote_threshold=threshold, proposer_votes=proposer_votes
+        )
+    except LearnerContractError as error:  # the agents went on (reject, no proposal); the reference cannot
+        reference_json: dict[str, Any] = {"error": str(error), "decisions_match": False, "weights_match": False}
+        bar.done(f"stopped: {error}")
+    else:
+        chain_decisions = [e["outcome"] == "accepted" for e in epoch_rows]
+        reference_decisions = [r.accepted for r in reference]
+        reference_json = {
+            "decisions": reference_decisions,
+            "decisions_match": chain_decisions == reference_decisions,
+            "weights_match": all(
+                _weights_equal(w, learner.current_weights())
+                for w, learner in zip(final_weights, reference_learners, strict=True)
+            ),
+        }
+        bar.done(f"decisions match the chain: {reference_json['decisions_match']}, "
+                 f"final weights match: {reference_json['weights_match']}")
     baselines_json: dict[str, Any] = {"reference": reference_json}
-    if config["kind"] == "sklearn":
+    if absent is not None:
+        baselines_json["absent"] = {"solo": absent, "centralized": absent, "final_test_accuracy": absent}
+        if progress_stream is not None:
+            print(f"solo and centralized baselines, global test accuracy: not computed ({absent})",
+                  file=progress_stream, flush=True)
+    else:
         bar = Progress("solo baseline (each learner alone)", epochs * len(learners), progress_stream)
         solo = baselines.solo(config, epochs, on_epoch=bar.advance)
         bar.done(f"mean global test accuracy {solo.mean:.4f}")

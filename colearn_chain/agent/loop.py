@@ -20,7 +20,9 @@ Shape of the loop (why it is safe to kill and restart at any point):
   then follows events from the next block. ``hasVoted`` prevents a second vote.
 * **Failures.** A step that fails on the chain or the store is logged and tried again at the next poll.
   Only conditions that waiting cannot fix stop the agent with :class:`AgentError`: an accepted model this
-  learner cannot adopt, a learner that breaks its contract.
+  learner cannot adopt, a learner whose ``current_weights`` or ``accept_weights`` breaks the learner
+  interface (:mod:`colearn_chain.learners.checked`). A test that breaks it is a reject vote with the
+  reason, a proposal that breaks it is not sent (the epoch is skipped): the agent goes on.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ from ..exceptions import (
     WeightsMismatch,
     WeightStoreError,
 )
-from ..mli import MachineLearningInterface, check_weights, copy_weights
+from ..learners.checked import checked
+from ..mli import MachineLearningInterface, copy_weights
 from ..store.base import WeightStore
 from ..typing import Cid, HexDigest, Weights
 from . import view as v
@@ -157,7 +160,8 @@ class Agent:
         #: the node on each poll); a new head wakes the loop at once
         self.follower = follower
         self.store = store
-        self.learner = learner
+        #: the learner, behind the interface's checks (its own object is ``learner.inner``)
+        self.learner = checked(learner)
         self.state = state_dir
         self.settings = settings
         self.me = client.sender
@@ -524,8 +528,15 @@ class Agent:
                             "will be skipped", action.epoch, action.deadline, chain_now)
                 self._feed(v.ProposalSettled(action.epoch))
                 return
-            with self._learner_lock:
-                weights = check_weights(self.learner.propose_weights(), "propose_weights")
+            try:
+                with self._learner_lock:
+                    weights = self.learner.propose_weights()
+            except LearnerContractError as error:
+                log.error("epoch %d: not proposing, our learner broke the learner interface: %s", action.epoch, error)
+                with self._learner_lock:  # nothing reaches the chain: keep the learner's count in step with it
+                    self.learner.restore_proposal_count(self.view.my_proposals)
+                self._feed(v.ProposalSettled(action.epoch))
+                return
             blob = encode_weights(weights)
             own = self._own = _OwnProposal(action.epoch, blob, digest_hex(blob), self.view.my_proposals)
             self._keep_blob(own.digest, decode_weights(blob), blob)  # what the others decode; adopted if accepted

@@ -20,11 +20,13 @@ from ..codec import decode_weights, digest_hex, encode_weights
 from ..exceptions import (
     CidNotFound,
     DigestMismatch,
+    LearnerContractError,
     StoreUnavailable,
     WeightsMismatch,
     WeightStoreError,
 )
-from ..mli import MachineLearningInterface, check_proposed, copy_weights
+from ..learners.checked import checked
+from ..mli import MachineLearningInterface, copy_weights
 from ..protocol import INVALID_SCORE, SCORE_SCALE, to_fixed_point
 from ..store.base import WeightStore
 from ..typing import Cid, HexDigest, Weights
@@ -142,8 +144,10 @@ def evaluate_proposal(
     try:
         with guard if guard is not None else nullcontext():
             # The learner gets its own copy: what it does with it cannot change what we adopt later.
-            result = check_proposed(learner.test_weights(copy_weights(weights)), "test_weights")
+            result = checked(learner).test_weights(copy_weights(weights))
     except WeightsMismatch as error:  # the learner's own, stricter check of the weights
+        return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"{type(error).__name__}: {error}")
+    except LearnerContractError as error:  # our learner broke the interface on this proposal: reject, go on
         return Verdict(approve=False, score=INVALID_PROPOSAL_SCORE, reason=f"{type(error).__name__}: {error}")
     return Verdict(
         approve=bool(result.vote),

@@ -1,4 +1,4 @@
-"""Options shared by several subcommands: the signing key and the learner config."""
+"""Options shared by several subcommands: the signing key and the learner spec."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from ..chain.connection import ENV_RPC_URL
+from ..learners.registry import parse_learner_options
 from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY, load_account
 
 
@@ -50,3 +51,44 @@ def load_learner_config(value: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ValueError(f"learner config must be a JSON object, got {type(config).__name__}")
     return config
+
+
+def add_learner_options(parser: argparse.ArgumentParser, *, default_from: str) -> None:
+    """--learner and repeated --learner-option, which build or amend a learner spec."""
+    parser.add_argument(
+        "--learner", metavar="KIND|MODULE:FACTORY",
+        help="the learner's factory: a registered kind (bundled: numpy, toy) or your own MODULE:FACTORY, called "
+        "as FACTORY(index, n_learners, seed, options) and returning a MachineLearningInterface "
+        f"(default: {default_from})",
+    )
+    parser.add_argument(
+        "--learner-option", action="append", default=[], metavar="KEY=VALUE",
+        help="an option for the factory (repeatable; over the spec's own): VALUE is parsed as JSON when it parses "
+        "(5, 0.1, true, [1,2]), else taken as a string; n_learners and seed set the spec's own",
+    )
+
+
+def learner_spec_from(args: argparse.Namespace, base: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The learner spec ``base`` amended by --learner and --learner-option; None when there is none at all.
+
+    A --learner naming another factory than ``base`` keeps only its n_learners and seed: the other
+    factory's options are its own. ValueError on a malformed option.
+    """
+    options = parse_learner_options(args.learner_option)
+    if args.learner is None and base is None:
+        if options:
+            raise ValueError("--learner-option without a learner: pass --learner (or a learner config)")
+        return None
+    spec = dict(base or {})
+    if args.learner is not None and args.learner != spec.get("kind"):
+        spec = {k: spec[k] for k in ("n_learners", "seed") if k in spec}
+        spec["kind"] = args.learner
+    spec.update(options)
+    return spec
+
+
+def add_data_options(parser: argparse.ArgumentParser, *, data_help: str) -> None:
+    """--data FILE and --label-column: a learner's own data (the numpy learner's options data, label_column)."""
+    parser.add_argument("--data", type=Path, metavar="FILE", help=data_help)
+    parser.add_argument("--label-column", metavar="NAME",
+                        help="the CSV column holding the labels (default: the one named label, else the last)")

@@ -26,8 +26,11 @@ from ..text import redact_url
 from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY
 from ._options import (
     account_from,
+    add_data_options,
     add_key_options,
+    add_learner_options,
     add_rpc_option,
+    learner_spec_from,
     load_learner_config,
     rpc_from,
 )
@@ -41,8 +44,13 @@ ENV_WS_URL = "COLEARN_WS_URL"
 DESCRIPTION = f"""\
 Run one learner in the collective-learning protocol. The agent signs with its own key (--keystore with
 the password in ${ENV_KEYSTORE_PASSWORD}, or the key in ${ENV_PRIVATE_KEY}); its learner index is the
-position of that address in the contract's learner list, and its learner is built from the learner
-config for that index.
+position of that address in the contract's learner list, and its learner is built for that index from
+the learner spec in the deployment record (or --learner-config), amended by --learner and
+--learner-option: FACTORY(index, n_learners, seed, options). A learner that breaks the learner
+interface (wrong return type, a proposal or test that changes its current weights, weights whose names,
+shapes or dtypes change) is named in the log with the method and what was wrong: a broken test is a
+reject vote with that reason, a broken proposal is not sent (the epoch is skipped). --data FILE gives
+the numpy learner this member's own data (see --data below).
 
 It follows the contract's events: when it is the proposer it trains, puts the encoded weights in the
 weight store and proposes their digest and CID; on a proposal it fetches the blob, checks its digest
@@ -78,7 +86,13 @@ def add_agent_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, metavar="URL_OR_DIR",
                         help="weight store: a directory (local:PATH) or a Kubo API (http://127.0.0.1:5001)")
     parser.add_argument("--learner-config", metavar="JSON_FILE",
-                        help="learner config (JSON file or inline JSON); default: the one in the deployment record")
+                        help="learner spec (JSON file or inline JSON: {\"kind\": ..., \"n_learners\": ..., "
+                        "\"seed\": ..., options}); default: the one in the deployment record")
+    add_learner_options(parser, default_from="the kind of the learner spec")
+    add_data_options(parser, data_help="this learner's own data: NPZ with arrays x (rows x features) and y (class "
+                     "numbers 0, 1, ...), or CSV with a header and a label column; it is checked, then cut into train, "
+                     "vote and test parts. Its features and classes must fit the consortium's n_features and "
+                     "n_classes in the learner spec (the numpy learner's option data)")
     parser.add_argument("--confirmations", type=int, default=0, metavar="N",
                         help="act only on events N blocks deep, so a short reorganisation cannot make the agent "
                         "act on a vanished event (default 0; use a few on a testnet). N > 0 needs a chain that keeps "
@@ -107,11 +121,19 @@ def prepare(args: argparse.Namespace) -> tuple[str, Deployment, dict[str, Any]]:
         rpc_url = rpc_from(args)
         deployment = Deployment.load(args.deployment)
         if args.learner_config is not None:
-            config = load_learner_config(args.learner_config)
+            base: dict[str, Any] | None = load_learner_config(args.learner_config)
         elif "learner_config" in deployment.extra:
-            config = dict(deployment.extra["learner_config"])
+            base = dict(deployment.extra["learner_config"])
         else:
-            raise ValueError("no --learner-config and none in the deployment record")
+            base = None
+        spec = learner_spec_from(args, base)
+        if spec is None:
+            raise ValueError("no learner: pass --learner (or --learner-config); the deployment record has none")
+        if args.data is not None:
+            spec["data"] = str(args.data.resolve())
+        if args.label_column is not None:
+            spec["label_column"] = args.label_column
+        config = spec
     except (OSError, ValueError) as error:
         raise AgentSetupError(str(error)) from error
     return rpc_url, deployment, config
@@ -162,7 +184,10 @@ def build_agent(
     n_learners = config.setdefault("n_learners", len(learners))
     if n_learners != len(learners):
         raise AgentSetupError(f"the learner config is for {n_learners} learners, the contract has {len(learners)}")
-    learner = make_learner(config, index)
+    try:
+        learner = make_learner(config, index)
+    except ValueError as error:
+        raise AgentSetupError(f"cannot build learner {index}: {error}") from error
     return index, Agent(client, from_url(store_url), learner, StateDir(state_dir(index)), settings, follower)
 
 

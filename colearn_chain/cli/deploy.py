@@ -11,10 +11,18 @@ from web3 import Web3
 from ..chain.client import ChainClient
 from ..codec import decode_weights, digest_hex, encode_weights
 from ..decision import threshold_to_bps
-from ..learners import make_learner
+from ..learners import complete_spec, make_learner
+from ..learners.owndata import own_data_options
 from ..store import from_url
 from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY
-from ._options import account_from, add_key_options, load_learner_config
+from ._options import (
+    account_from,
+    add_data_options,
+    add_key_options,
+    add_learner_options,
+    learner_spec_from,
+    load_learner_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +31,12 @@ Deploy CollectiveLearning (the compiled contract shipped in the package) with a 
 learner addresses, and write a deployment record (address, block, parameters) that agents read.
 
 The initial model every learner starts from is either a safetensors file (--initial-model) or the
-initial weights of the learners a config describes (--learner-config: learner 0's weights, which every
-learner of a config shares). It is put in the weight store (--store) and its sha256 digest and CID are
-recorded on chain. The learner config is also kept in the record, so agents may omit it.
+initial weights of the learners a spec describes: learner 0's weights, which every learner of a spec
+shares. The spec is --learner-config, --learner KIND|MODULE:FACTORY, or both, with --learner-option
+KEY=VALUE on top; FACTORY(index, n_learners, seed, options) builds each learner. The initial model is put
+in the weight store (--store) and its sha256 digest and CID are recorded on chain. The spec, completed
+with its factory's defaults, is kept in the record ("learner_config"), so agents rebuild identical
+learners without being told it again.
 
 The deployer signs with the keystore given by --keystore (password in ${ENV_KEYSTORE_PASSWORD}) or with
 the key in ${ENV_PRIVATE_KEY}; it needs no other role in the consortium.
@@ -36,6 +47,8 @@ example:
   colearn-chain deploy --rpc http://127.0.0.1:8545 --learners 0xA..,0xB..,0xC.. --threshold 0.5 \\
       --proposal-timeout 30 --voting-timeout 30 --learner-config '{"kind": "toy", "seed": 0}' \\
       --store ./blobs --out deployment.json
+  colearn-chain deploy ... --learner examples.centroid:make_learner --learner-option seed=1 --store ./blobs \
+      --out deployment.json
 """
 
 
@@ -59,12 +72,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--colearn-variant", action="store_true",
                         help="colearn 0.2.8's rule: the proposer does not vote, threshold over n - 1 voters "
                         "(default: the seed's rule, everyone votes, threshold over n)")
-    initial = parser.add_mutually_exclusive_group(required=True)
+    initial = parser.add_argument_group("the initial model: --initial-model, or a learner spec whose learner 0 "
+                                        "gives it (--learner-config and/or --learner, with --learner-option)")
     initial.add_argument("--initial-model", type=Path, metavar="FILE.safetensors",
-                         help="the initial weights as a safetensors file")
+                         help="the initial weights as a safetensors file (no learner spec is recorded)")
     initial.add_argument("--learner-config", metavar="JSON",
-                         help="a learner config (inline JSON or a JSON file), e.g. '{\"kind\": \"toy\", \"seed\": 0}'; "
+                         help="a learner spec (inline JSON or a JSON file), e.g. '{\"kind\": \"toy\", \"seed\": 0}'; "
                          "n_learners defaults to the number of learners")
+    add_learner_options(parser, default_from="the kind of --learner-config")
+    add_data_options(parser, data_help="own data instead of a bundled data set (the numpy learner): a file like the "
+                     "ones the agents will bring (NPZ with x and y, or CSV with a label column), whose features and "
+                     "classes set the model's shape (n_features, n_classes: pass --learner-option n_classes=K when "
+                     "this file lacks some) and whose training part gives the published feature scaler. The record "
+                     "keeps those, not the file's path: each agent brings its own --data")
     parser.add_argument("--store", required=True, metavar="URL",
                         help="weight store for the initial model: a directory (local:PATH) or a Kubo API "
                         "(http://127.0.0.1:5001 or /ip4/127.0.0.1/tcp/5001/http)")
@@ -82,14 +102,25 @@ def run(args: argparse.Namespace) -> int:
     extra: dict[str, object] = {"store": args.store}
     try:
         threshold_bps = threshold_to_bps(args.threshold)
+        base = None if args.learner_config is None else load_learner_config(args.learner_config)
+        spec = learner_spec_from(args, base)
+        if (args.initial_model is None) == (spec is None):
+            raise ValueError("give either --initial-model or a learner spec (--learner-config, --learner)")
         if args.initial_model is not None:
             blob = args.initial_model.read_bytes()
             decode_weights(blob)  # refuse a file that agents could not decode
         else:
-            config = load_learner_config(args.learner_config)
-            config.setdefault("n_learners", len(learners))
+            assert spec is not None
+            spec.setdefault("n_learners", len(learners))
+            if args.data is not None:
+                n_classes = spec.get("n_classes")
+                spec.update(own_data_options(
+                    args.data, n_learners=1, seed=int(spec.get("seed", 0)), label_column=args.label_column,
+                    n_classes=None if n_classes is None else int(n_classes),
+                ))
+            config = complete_spec(spec)  # recorded complete: every agent rebuilds the same learners
             blob = encode_weights(make_learner(config, 0).current_weights())
-            extra["learner_config"] = config
+            extra["learner_config"] = {**config, "data": None} if args.data is not None else config
     except (OSError, ValueError) as error:
         log.error("%s", error)
         return 2

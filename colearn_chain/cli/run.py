@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 from pathlib import Path
 
-from ..experiment import ENV_FUNDER_KEY, ENV_LEARNER_KEYS, ExperimentSettings, run_experiment
+from ..experiment import ENV_FUNDER_KEY, ENV_LEARNER_KEYS, ExperimentError, ExperimentSettings, run_experiment
+from ..learners import NUMPY_DEFAULTS, make_learner
+from ..learners.data import DATASETS, SPLITS
+from ..learners.registry import parse_learner_options
 from ..wallet import ENV_KEYSTORE_PASSWORD
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = f"""\
 Run a collective-learning experiment on chain: start a local chain (Anvil) unless --rpc is given, use the
@@ -18,7 +23,10 @@ process per learner, and show each epoch as it closes (proposer, outcome, the vo
 
 Then it compares the shared model with baselines computed in the same run: each learner alone with
 the same local budget (solo), one learner on the pooled data (centralized), and the in-memory
-reference driver on identically built learners (do decisions and final weights match).
+reference driver on identically built learners (do decisions and final weights match). With any other
+learner than numpy (--learner toy, MODULE:FACTORY, another registered kind) the reference driver still
+runs on the same learners; solo and centralized need the numpy learners' pooled data, so results.json
+lists them under baselines.absent with the reason.
 
 Writes to --out: results.json (every epoch, vote, score and transaction with its gas; URLs redacted),
 plot.png (scores per epoch above, the vote grid below), summary.md, deployment.json, the agents' logs
@@ -44,21 +52,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help=f"number of learners, one agent process each (default {defaults.learners})")
     g.add_argument("--epochs", type=int, default=defaults.epochs, metavar="N",
                    help=f"epochs to run (default {defaults.epochs})")
-    g.add_argument("--learner-kind", choices=("sklearn", "toy"), default=defaults.kind,
-                   help="ready-made scikit-learn style learners on real data, or the tiny deterministic toy "
-                        f"learner (default {defaults.kind})")
-    g.add_argument("--dataset", choices=("digits", "breast_cancer", "wine", "mnist1d"), default=defaults.dataset,
-                   help=f"data set, all available offline (default {defaults.dataset})")
-    g.add_argument("--model", choices=("linear", "mlp"), default=defaults.model,
-                   help=f"model every learner trains (default {defaults.model})")
-    g.add_argument("--split", choices=("iid", "dirichlet"), default=defaults.split,
-                   help=f"how the data is spread over learners (default {defaults.split})")
-    g.add_argument("--alpha", type=float, default=defaults.alpha,
+    g.add_argument("--learner", "--learner-kind", dest="learner", default=defaults.kind, metavar="KIND|MODULE:FACTORY",
+                   help="the learners' factory: a registered kind (bundled: numpy, ready-made numpy models on real "
+                        "data; toy, a tiny deterministic learner) or your own MODULE:FACTORY, called as "
+                        "FACTORY(index, n_learners, seed, options) and returning a MachineLearningInterface "
+                        f"(default {defaults.kind}; --learner-kind is its old name)")
+    g.add_argument("--learner-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option for the factory, e.g. local_epochs=5 or vote_metric=accuracy; VALUE is parsed as "
+                        "JSON when it parses (5, 0.1, true, [1,2]), else taken as a string (repeatable)")
+    g.add_argument("--dataset", default=None, metavar="NAME",
+                   help=f"data set, all available offline: {', '.join(DATASETS)} (default {NUMPY_DEFAULTS['dataset']}; "
+                        "an option of the learners that declare it)")
+    g.add_argument("--model", default=None, metavar="NAME",
+                   help=f"model every learner trains: linear or mlp for numpy (default {NUMPY_DEFAULTS['model']}; "
+                        "an option of the learners that declare it, as are --split and --alpha)")
+    g.add_argument("--split", choices=SPLITS, default=None,
+                   help=f"how the data is spread over learners (default {NUMPY_DEFAULTS['split']})")
+    g.add_argument("--alpha", type=float, default=None,
                    help="Dirichlet concentration for --split dirichlet; smaller is more skewed "
-                        f"(default {defaults.alpha})")
-    g.add_argument("--learner-option", action="append", default=[], metavar="KEY=JSON",
-                   help="override one learner setting, e.g. local_epochs=5 or vote_metric='\"accuracy\"' "
-                        "(repeatable)")
+                        f"(default {NUMPY_DEFAULTS['alpha']})")
+    g.add_argument("--data", type=Path, metavar="DIR",
+                   help="the learners' own data instead of --dataset: a folder of one file per learner "
+                        "(learner-0.npz, learner-1.csv, ... or its data files in name order); NPZ with arrays x "
+                        "(rows x features) and y (class numbers 0, 1, ...), or CSV with a header and a label "
+                        "column. Each learner cuts its file into train, vote and test parts; all files must have "
+                        "the same features, and every class must have rows in some file. For the numpy learner")
+    g.add_argument("--label-column", metavar="NAME",
+                   help="the CSV column holding the labels (default: the one named label, else the last)")
     g.add_argument("--seed", type=int, default=defaults.seed,
                    help=f"seed of data split and training (default {defaults.seed})")
     c = p.add_argument_group("protocol")
@@ -89,30 +109,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_run)
 
 
-def _overrides(items: list[str]) -> dict[str, object]:
-    overrides: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--learner-option wants KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return overrides
-
-
 def _run(args: argparse.Namespace) -> int:
-    settings = ExperimentSettings(
-        learners=args.learners, epochs=args.epochs, kind=args.learner_kind, dataset=args.dataset, model=args.model,
-        split=args.split, alpha=args.alpha, threshold=args.threshold, colearn_variant=args.colearn_variant,
-        seed=args.seed, rpc=args.rpc, ipfs=args.ipfs, out=args.out, proposal_timeout=args.proposal_timeout,
-        voting_timeout=args.voting_timeout, block_time=args.block_time, explorer=args.explorer,
-        explorer_port=args.explorer_port, learner_overrides=_overrides(args.learner_option),
-        agents_per_process=args.agents_per_process,
-    )
+    try:
+        settings = ExperimentSettings(
+            learners=args.learners, epochs=args.epochs, kind=args.learner, dataset=args.dataset, model=args.model,
+            split=args.split, alpha=args.alpha, data=args.data, label_column=args.label_column,
+            threshold=args.threshold, colearn_variant=args.colearn_variant,
+            seed=args.seed, rpc=args.rpc, ipfs=args.ipfs, out=args.out, proposal_timeout=args.proposal_timeout,
+            voting_timeout=args.voting_timeout, block_time=args.block_time, explorer=args.explorer,
+            explorer_port=args.explorer_port, learner_overrides=parse_learner_options(args.learner_option),
+            agents_per_process=args.agents_per_process,
+        )
+        make_learner(settings.learner_config(), 0)  # a bad learner, option or file stops here, before any chain
+    except (ValueError, ExperimentError) as error:
+        log.error("%s", error)
+        return 2
     results = run_experiment(settings)
     reference = results["baselines"]["reference"]
+    if "error" in reference:
+        print(f"WARNING: the in-memory reference driver stopped: {reference['error']}; see the agents' logs "
+              f"in {settings.out / 'agents'} for what they did about it")
+        return 1
     if not (reference["decisions_match"] and reference["weights_match"]):
         print("WARNING: the chain's decisions or final weights differ from the in-memory reference driver; "
               f"see {settings.out / 'results.json'} (baselines.reference) "

@@ -1,11 +1,18 @@
-"""Ready-made learners and the factory that builds them from a JSON-able config.
+"""Learners built from a JSON-able spec: the bundled kinds and any plug-in factory.
 
-An agent process rebuilds its own learner with ``make_learner(config, index)``; the in-memory
-reference builds every learner with the same call, so both hold identical learners (same data
-parts, same initial weights, same proposal randomness). ``learner_config`` fills in defaults and
-rejects unknown keys, so the config written to ``results.json`` is complete.
+A **learner spec** (what ``deploy`` records in the deployment record as ``learner_config`` and ``run``
+writes to ``results.json``) is a flat JSON object::
 
-Why the ``sklearn`` defaults (:data:`SKLEARN_DEFAULTS`): ``python bench/learning.py --sweep``
+    {"kind": "numpy" | "toy" | "MODULE:FACTORY" | another registered kind,
+     "n_learners": 5, "seed": 0, ...options}
+
+An agent process rebuilds its own learner with ``make_learner(spec, index)``, which calls the factory
+(:mod:`.registry`) as ``FACTORY(index, n_learners, seed, options)``; the in-memory reference builds
+every learner with the same call, so both hold identical learners (same data parts, same initial
+weights, same proposal randomness). ``learner_config`` fills in the defaults a factory declares and
+rejects options it does not declare, so the spec written down is complete.
+
+Why the ``numpy`` defaults (:data:`NUMPY_DEFAULTS`): ``python bench/learning.py --sweep``
 (digits, 5 learners, 20 epochs, seeds 0-2, one setting changed at a time). Final global test
 accuracy of the shared model, Dirichlet alpha 0.5 / alpha 0.1, linear and MLP:
 
@@ -28,7 +35,7 @@ On an iid split every recipe gives 0.96 (centralized 0.965). The proximal pull t
 weights (``prox=0.1``) matters most under strong skew; masking the softmax to the local classes,
 class-balanced weights and a 0.02 vote tolerance (about one vote sample) add a little each and
 make the run accept most epochs. A proposal of random weights is still rejected by every voter
-(``tests/unit/test_sklearn_learners.py``).
+(``tests/unit/test_numpy_models.py``).
 """
 
 from __future__ import annotations
@@ -38,18 +45,22 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from ..exceptions import LearnerContractError
 from ..mli import MachineLearningInterface
 from .data import FederatedData, Scaling, split_learners
-from .sklearn import ClassifierLearner, TrainingConfig, make_model
+from .numpy_models import ClassifierLearner, TrainingConfig, make_model
+from .owndata import learner_own_data
+from .registry import RESERVED, declared_options, learner_factory, resolve_factory
 from .toy import ToyLearner
 from .vote_rule import VoteRule
 
-KINDS = ("toy", "sklearn")
+#: The kinds this package ships (see :data:`.registry.BUNDLED`).
+KINDS = ("toy", "numpy")
 
 TOY_DEFAULTS: dict[str, Any] = {"kind": "toy", "n_learners": 5, "seed": 0, "dim": 4}
 
-SKLEARN_DEFAULTS: dict[str, Any] = {
-    "kind": "sklearn",
+NUMPY_DEFAULTS: dict[str, Any] = {
+    "kind": "numpy",
     "n_learners": 5,
     "seed": 0,
     # data
@@ -57,6 +68,14 @@ SKLEARN_DEFAULTS: dict[str, Any] = {
     "split": "dirichlet",
     "alpha": 0.5,
     "scaling": "shared",  # learner 0's statistics, published with the initial model (see data.py)
+    # own data instead of a bundled data set (see owndata.py): a file or a folder of one file per learner,
+    # and what the consortium agrees on (recorded by `run --data` / `deploy --data`)
+    "data": None,
+    "label_column": None,
+    "n_features": None,
+    "n_classes": None,
+    "feature_mean": None,
+    "feature_scale": None,
     # model
     "model": "linear",
     "hidden": 32,
@@ -70,46 +89,103 @@ SKLEARN_DEFAULTS: dict[str, Any] = {
     "vote_small_part_tolerance": VoteRule().small_part_tolerance,
 }
 
-_DEFAULTS = {"toy": TOY_DEFAULTS, "sklearn": SKLEARN_DEFAULTS}
 _TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(TrainingConfig))
+#: The methods every learner has (:class:`colearn_chain.mli.MachineLearningInterface`).
+_METHODS = ("propose_weights", "test_weights", "accept_weights", "current_weights")
+#: What n_learners and seed default to when a spec leaves them out.
+_SPEC_DEFAULTS: dict[str, Any] = {"n_learners": 5, "seed": 0}
 
 
-def learner_config(kind: str = "sklearn", **settings: Any) -> dict[str, Any]:
-    """Return the complete config of ``kind`` with ``settings`` over the defaults; unknown keys raise ValueError."""
-    if kind not in _DEFAULTS:
-        raise ValueError(f"unknown learner kind {kind!r}; choose one of {', '.join(KINDS)}")
-    defaults = _DEFAULTS[kind]
-    unknown = sorted(set(settings) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown settings for {kind!r} learners: {', '.join(unknown)}")
-    config = {**defaults, **settings, "kind": kind}
-    if int(config["n_learners"]) < 1:
-        raise ValueError(f"n_learners must be >= 1, got {config['n_learners']}")
-    return config
+def _options(defaults: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in defaults.items() if k not in RESERVED}
 
 
-def make_learner(config: Mapping[str, Any], index: int) -> MachineLearningInterface:
-    """Build learner ``index`` of the consortium ``config`` describes (defaults fill missing keys)."""
-    settings = dict(config)
-    full = learner_config(settings.pop("kind", "sklearn"), **settings)
-    if not 0 <= index < full["n_learners"]:
-        raise ValueError(f"learner index {index} outside 0..{full['n_learners'] - 1}")
-    if full["kind"] == "toy":
-        return ToyLearner(index, seed=int(full["seed"]), dim=int(full["dim"]))
-    federated = federated_data(full)
-    model = make_model(full["model"], federated.n_features, federated.n_classes, hidden=int(full["hidden"]))
+@learner_factory(_options(TOY_DEFAULTS))
+def toy_learner(index: int, n_learners: int, seed: int, options: dict[str, Any]) -> MachineLearningInterface:
+    """The ``toy`` kind: a :class:`ToyLearner` (options: ``dim``)."""
+    return ToyLearner(index, seed=seed, dim=int(options["dim"]))
+
+
+@learner_factory(_options(NUMPY_DEFAULTS))
+def numpy_learner(index: int, n_learners: int, seed: int, options: dict[str, Any]) -> MachineLearningInterface:
+    """The ``numpy`` kind: a :class:`ClassifierLearner` on its part of a bundled data set, or on its own
+    data (option ``data``: a file, or a folder of one file per learner); the options are NUMPY_DEFAULTS'."""
+    full = {**options, "n_learners": n_learners, "seed": seed}
+    if options["data"] is not None:
+        data = learner_own_data(index, seed, options)
+    elif options["n_features"] is not None:
+        raise ValueError("this consortium's learners train on their own data (the spec has n_features): "
+                         "give this learner its data (--data FILE)")
+    else:
+        data = federated_data(full).learners[index]
+    model = make_model(full["model"], data.n_features, data.n_classes, hidden=int(full["hidden"]))
     return ClassifierLearner(
-        federated.learners[index],
+        data,
         model,
         index=index,
-        seed=int(full["seed"]),
+        seed=seed,
         training=_training_config(full),
         vote_rule=_vote_rule(full),
     )
 
 
+def learner_config(kind: str = "numpy", **settings: Any) -> dict[str, Any]:
+    """The complete spec of ``kind`` (a registered kind or ``MODULE:FACTORY``) with ``settings`` as its options.
+
+    Options the factory declares (:func:`.registry.learner_factory`) get their defaults and no others
+    are allowed; a factory that declares none gets ``settings`` as given. ValueError says what is wrong.
+    """
+    factory = resolve_factory(kind)
+    declared = declared_options(factory)
+    if declared is not None:
+        unknown = sorted(set(settings) - set(declared) - set(RESERVED))
+        if unknown:
+            raise ValueError(
+                f"unknown options for {kind!r} learners: {', '.join(unknown)} "
+                f"(it takes {', '.join(sorted(declared)) or 'none'}, besides n_learners and seed)"
+            )
+    config = {"kind": kind, **_SPEC_DEFAULTS, **(declared or {}), **settings}
+    for key in ("n_learners", "seed"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            if not (isinstance(value, float) and value.is_integer()):
+                raise ValueError(f"{key} must be a whole number, got {value!r}")
+            config[key] = int(value)
+    if config["n_learners"] < 1:
+        raise ValueError(f"n_learners must be >= 1, got {config['n_learners']}")
+    return config
+
+
+def complete_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` with its factory's defaults filled in (``kind`` defaults to numpy); ValueError if it is bad."""
+    settings = dict(spec)
+    return learner_config(settings.pop("kind", "numpy"), **settings)
+
+
+def make_learner(config: Mapping[str, Any], index: int) -> MachineLearningInterface:
+    """Build learner ``index`` of the consortium the spec ``config`` describes (defaults fill missing keys).
+
+    Raises ValueError for a bad spec or index, LearnerContractError when the factory returns no learner.
+    """
+    full = complete_spec(config)
+    kind = full["kind"]
+    n_learners = full["n_learners"]
+    if not 0 <= index < n_learners:
+        raise ValueError(f"learner index {index} outside 0..{n_learners - 1}")
+    options = {k: v for k, v in full.items() if k not in RESERVED}
+    learner = resolve_factory(kind)(index, n_learners, full["seed"], options)
+    missing = [m for m in _METHODS if not callable(getattr(learner, m, None))]
+    if missing:
+        raise LearnerContractError(
+            f"learner factory {kind!r} returned a {type(learner).__name__}, which lacks {', '.join(missing)}: "
+            "a factory must return a MachineLearningInterface"
+        )
+    return learner
+
+
+
 def federated_data(config: Mapping[str, Any]) -> FederatedData:
-    """The data split a ``sklearn`` config describes (memoised: every learner of a run needs the same split)."""
+    """The data split a ``numpy`` config describes (memoised: every learner of a run needs the same split)."""
     return _federated_data(
         config["dataset"], int(config["n_learners"]), config["split"], float(config["alpha"]),
         int(config["seed"]), config["scaling"],
@@ -142,7 +218,7 @@ def _training_config(config: Mapping[str, Any]) -> TrainingConfig:
     return TrainingConfig(**values)
 
 
-def make_learners(kind: str = "sklearn", **settings: Any) -> list[MachineLearningInterface]:
+def make_learners(kind: str = "numpy", **settings: Any) -> list[MachineLearningInterface]:
     """Build every learner of a consortium: ``[make_learner(config, i) for i in range(n_learners)]``."""
     config = learner_config(kind, **settings)
     return [make_learner(config, i) for i in range(config["n_learners"])]
@@ -150,12 +226,15 @@ def make_learners(kind: str = "sklearn", **settings: Any) -> list[MachineLearnin
 
 __all__ = [
     "KINDS",
-    "SKLEARN_DEFAULTS",
+    "NUMPY_DEFAULTS",
     "TOY_DEFAULTS",
     "ClassifierLearner",
     "ToyLearner",
+    "complete_spec",
     "federated_data",
     "learner_config",
     "make_learner",
     "make_learners",
+    "numpy_learner",
+    "toy_learner",
 ]

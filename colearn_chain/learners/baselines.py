@@ -31,8 +31,9 @@ from typing import Any
 from ..driver import EpochResult, run_one_epoch
 from ..mli import MachineLearningInterface
 from . import federated_data, learner_config, make_learner
+from .checked import checked
 from .data import LearnerData
-from .sklearn import ClassifierLearner
+from .numpy_models import ClassifierLearner
 
 #: Called after each in-memory epoch.
 OnEpoch = Callable[[], None]
@@ -78,6 +79,7 @@ def run_epochs(
     """The reference driver's ``run``, calling ``on_epoch`` after each epoch."""
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    learners = [checked(learner) for learner in learners]  # once: the weights' layout is checked across epochs
     results = []
     for epoch in range(epochs):
         results.append(run_one_epoch(epoch, learners, **kwargs))

@@ -11,8 +11,8 @@ rule accepts on 2 of 4 votes, so a few seeds accept every epoch: prefer 3 or 5 i
 
 Everything is a pure function of ``(seed, index, number of proposals made so far, current w)``:
 the proposal noise comes from a generator seeded by ``(seed, index, k)`` for the ``k``-th proposal,
-so a restarted agent that restores :attr:`ToyLearner.proposals_made` proposes exactly what the
-in-memory reference would.
+so a restarted agent that restores the count (:meth:`ToyLearner.restore_proposal_count`, with the
+number the chain recorded) proposes exactly what the in-memory reference would.
 """
 
 from __future__ import annotations

@@ -37,26 +37,22 @@ from colearn_chain.chain.deployment import Deployment
 from colearn_chain.codec import digest_hex, encode_weights
 from colearn_chain.exceptions import ColearnChainError
 from colearn_chain.learners import make_learner
-from colearn_chain.mli import MachineLearningInterface
 from colearn_chain.store import from_url
-from hostile_learners import ATTACKS, HOSTILE_CID, LEARNER_ATTACKS, hostile_learner
+from hostile_learners import ATTACKS, HOSTILE_CID, LEARNER_ATTACKS
 
 log = logging.getLogger("hostile")
 
 
 def run_hostile_agent(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
-    """The real `colearn-chain agent`, whose learner factory builds the hostile learner for this key."""
+    """The real `colearn-chain agent`, with the hostile learner plugged in through --learner."""
     from colearn_chain import cli
-    from colearn_chain.cli import agent as agent_cli
 
-    def factory(cfg: Mapping[str, Any], index: int) -> MachineLearningInterface:
-        return hostile_learner(cfg, index, args.attack)
-
-    agent_cli.make_learner = factory  # type: ignore[attr-defined]
     argv = [
         "agent", "--rpc", os.environ["COLEARN_RPC_URL"], "--deployment", str(args.deployment),
-        "--store", args.store, "--learner-config", json.dumps(dict(config)), "--state-dir", str(args.state_dir),
-        "--poll-interval", "0.1", "--until-epoch", str(args.until_epoch),
+        "--store", args.store, "--learner-config", json.dumps(dict(config)),
+        "--learner", "hostile_learners:hostile_factory", "--learner-option", f"attack={args.attack}",
+        "--learner-option", f"honest={json.dumps(dict(config))}",
+        "--state-dir", str(args.state_dir), "--poll-interval", "0.1", "--until-epoch", str(args.until_epoch),
     ]
     return int(cli.main(argv))
 

@@ -46,8 +46,6 @@ class HostileLearner(MachineLearningInterface):
         self.honest = honest
         self.attack = attack
         self.rng = np.random.default_rng([seed, 7919])
-        # The agent restores the honest learner's proposal counter on restart; keep it reachable.
-        self.proposals_made = 0
         # By default a hostile member tests its own proposal honestly; a stronger one always approves it.
         self.self_approve = self_approve
         self._last: Weights | None = None
@@ -58,7 +56,6 @@ class HostileLearner(MachineLearningInterface):
 
     def _propose(self) -> Weights:
         current = self.honest.current_weights()
-        self.proposals_made += 1
         if self.attack == "random":
             return {k: self.rng.normal(0.0, 1.0, v.shape).astype(v.dtype) for k, v in current.items()}
         if self.attack == "huge":
@@ -89,6 +86,16 @@ class HostileLearner(MachineLearningInterface):
 
     def current_weights(self) -> Weights:
         return self.honest.current_weights()
+
+    def restore_proposal_count(self, count: int) -> None:
+        self.honest.restore_proposal_count(count)
+
+
+def hostile_factory(index: int, n_learners: int, seed: int, options: dict[str, Any]) -> HostileLearner:
+    """A learner factory (``--learner hostile_learners:hostile_factory``): options ``attack`` and ``honest``,
+    the spec of the honest learner it turns hostile."""
+    honest = {**options["honest"], "n_learners": n_learners, "seed": seed}
+    return hostile_learner(honest, index, str(options["attack"]))
 
 
 def hostile_learner(

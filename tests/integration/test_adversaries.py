@@ -29,13 +29,14 @@ from colearn_chain.learners import make_learner
 from colearn_chain.services.anvil import AnvilNode
 from colearn_chain.services.kubo import KuboNode
 from colearn_chain.typing import Weights
+from hostile_learners import LEARNER_ATTACKS
 
 pytestmark = pytest.mark.slow
 
 N = 5
 EPOCHS = 7
 CONFIG: dict[str, Any] = {
-    "kind": "sklearn", "dataset": "digits", "model": "linear", "split": "dirichlet", "alpha": 0.5, "seed": 0,
+    "kind": "numpy", "dataset": "digits", "model": "linear", "split": "dirichlet", "alpha": 0.5, "seed": 0,
 }
 #: Attacks whose proposals are malicious: none of them may be accepted.
 MALICIOUS = {"random", "huge", "sign_flip", "collude", "hostile_cid"}
@@ -102,6 +103,10 @@ def test_honest_agents_survive(
     # No malicious proposal got through.
     outcome = dict(decisions)
     attacker_epochs = [e for e in range(EPOCHS) if e % N in attackers]
+    if attack in LEARNER_ATTACKS:  # the hostile learner, plugged in through --learner, took part (it starts last,
+        # so it may miss epoch 0's proposal deadline)
+        proposed = [e for e in attacker_epochs if outcome.get(e) in ("accepted", "rejected")]
+        assert proposed, f"{attack}: the hostile agent never proposed in epochs {attacker_epochs}\n{logs}"
     if attack in MALICIOUS:
         accepted = [e for e in attacker_epochs if outcome.get(e) == "accepted"]
         assert not accepted, f"{attack}: malicious proposals accepted in epochs {accepted}\n{logs}"

@@ -692,6 +692,7 @@ def test_a_proposer_past_its_deadline_does_not_count_a_proposal(anvil: AnvilNode
     # Prepare: one learner, so it proposes in every epoch.
     chain = _deploy_in_process(anvil.url, tmp_path, n=1, proposal_timeout=20, voting_timeout=20)
     agent = chain.agent(0, tmp_path)
+    toy = agent.learner.inner
     slow = _SlowLearner(agent.learner, chain, 60)
     chain.rpc("evm_increaseTime", 60)  # epoch 0's proposal deadline passes before the agent starts
 
@@ -705,7 +706,7 @@ def test_a_proposer_past_its_deadline_does_not_count_a_proposal(anvil: AnvilNode
     events = chain.events()
     assert [e.epoch for e in events if isinstance(e, EpochSkipped)] == [0, 1]
     assert not [e for e in events if isinstance(e, WeightsProposed)]
-    assert agent.learner.proposals_made == 0
+    assert isinstance(toy, ToyLearner) and toy.proposals_made == 0
 
 
 def test_restart_with_confirmations_sees_a_vote_not_yet_deep_enough(

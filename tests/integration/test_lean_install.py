@@ -26,6 +26,7 @@ from web3 import Web3
 
 from colearn_chain.chain.deployment import Deployment
 from colearn_chain.chain.events import LogCursor, ProposalAccepted, ProposalRejected
+from colearn_chain.learners.registry import BUNDLED
 from colearn_chain.services.anvil import AnvilNode, fund
 
 pytestmark = pytest.mark.slow
@@ -77,6 +78,8 @@ def test_installs_no_extra_and_answers_help(lean: Path, tmp_path: Path) -> None:
     top = _run(lean, "colearn-chain", "--help", cwd=tmp_path)
     agent = _run(lean, "colearn-chain", "agent", "--help", cwd=tmp_path)
     where = _run(lean, "python", "-c", "import colearn_chain; print(colearn_chain.__file__)", cwd=tmp_path)
+    kinds = _run(lean, "python", "-c", "from importlib.metadata import entry_points as e; "
+                 "print(sorted((p.name, p.value) for p in e(group='colearn_chain.learners')))", cwd=tmp_path)
     # Assert
     installed = {p["name"].lower() for p in json.loads(listed.stdout)}
     assert {"colearn-chain", "web3", "eth-account", "numpy", "safetensors", "ipfshttpclient"} <= installed
@@ -84,6 +87,8 @@ def test_installs_no_extra_and_answers_help(lean: Path, tmp_path: Path) -> None:
     assert top.returncode == 0 and "agent" in top.stdout, top.stderr
     assert agent.returncode == 0 and "--deployment" in agent.stdout, agent.stderr
     assert where.stdout.strip().startswith(str(lean.parent)), where.stdout  # the installed copy, not the checkout
+    # The bundled learner kinds are registered in the entry-point group, as another package's would be.
+    assert kinds.stdout.strip() == str(sorted(BUNDLED.items())), kinds.stdout + kinds.stderr
 
 
 def test_agent_modules_import_and_a_missing_extra_says_which(lean: Path, tmp_path: Path) -> None:
@@ -92,7 +97,7 @@ def test_agent_modules_import_and_a_missing_extra_says_which(lean: Path, tmp_pat
                "colearn_chain.cli.explorer", "colearn_chain.store", "colearn_chain.results", "colearn_chain.experiment")
     imported = _run(lean, "python", "-c", f"import {', '.join(modules)}", cwd=tmp_path)
     plot = _run(lean, "python", "-c", "import colearn_chain.report", cwd=tmp_path)
-    data = _run(lean, "python", "-c", "from colearn_chain.learners import make_learners; make_learners('sklearn')",
+    data = _run(lean, "python", "-c", "from colearn_chain.learners import make_learners; make_learners('numpy')",
                 cwd=tmp_path)
     # Assert
     assert imported.returncode == 0, imported.stderr

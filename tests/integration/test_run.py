@@ -115,7 +115,8 @@ def test_cli_run_help_names_every_option() -> None:
         [sys.executable, "-m", "colearn_chain.cli", "run", "--help"], capture_output=True, text=True, check=True
     ).stdout
     # Assert
-    for option in ("--learners", "--epochs", "--dataset", "--model", "--split", "--alpha", "--threshold",
+    for option in ("--learners", "--epochs", "--learner", "--learner-option",
+                   "--dataset", "--model", "--split", "--alpha", "--threshold",
                    "--colearn-variant", "--seed", "--rpc", "--ipfs", "--out", "--explorer"):
         assert option in out
 

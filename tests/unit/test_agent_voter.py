@@ -18,8 +18,10 @@ from colearn_chain.agent.voter import FETCH_SLACK, fetch_limit
 from colearn_chain.codec import decode_weights, digest_hex, encode_weights
 from colearn_chain.exceptions import StoreUnavailable
 from colearn_chain.learners.toy import ToyLearner
+from colearn_chain.mli import ProposedWeights
 from colearn_chain.store import LocalStore
 from colearn_chain.store.unixfs import cid_v0
+from colearn_chain.typing import Weights
 
 
 @pytest.fixture()
@@ -80,6 +82,43 @@ def test_bad_proposal_is_a_reject_with_a_reason(store: LocalStore, kind: str, re
     assert verdict.reason is not None and reason in verdict.reason
     # Only a blob that could not be fetched is worth asking for again; a bad blob is final.
     assert verdict.retryable == (kind == "missing")
+
+
+class _AdoptingVoter(ToyLearner):
+    """Breaks the interface: testing a proposal adopts it."""
+
+    def test_weights(self, weights: Weights) -> ProposedWeights:
+        self.accept_weights(weights)
+        return super().test_weights(weights)
+
+
+class _ScorelessVoter(ToyLearner):
+    """Breaks the interface: no verdict at all."""
+
+    def test_weights(self, weights: Weights) -> ProposedWeights:
+        return None  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(("learner", "reason"), [
+    (_AdoptingVoter(1), "learner _AdoptingVoter: test_weights changed the current weights (tensor 'w'): "
+                       "they may change only through accept_weights (restored)"),
+    (_ScorelessVoter(1), "learner _ScorelessVoter: test_weights must return colearn_chain.mli.ProposedWeights, "
+                         "got NoneType"),
+])
+def test_a_learner_breaking_the_interface_in_its_test_is_a_reject_with_the_reason(
+    store: LocalStore, learner: ToyLearner, reason: str
+) -> None:
+    # Prepare
+    blob = encode_weights(ToyLearner(0).propose_weights())
+    cid = store.put(blob)
+
+    # Execute
+    verdict = evaluate_proposal(learner, store, cid, digest_hex(blob), max_bytes=1 << 20)
+
+    # Assert: a final reject naming the method and the fault; the learner's own model is back as it was
+    assert not verdict.approve and not verdict.retryable and verdict.score == INVALID_PROPOSAL_SCORE
+    assert verdict.reason == f"LearnerContractError: {reason}"
+    assert np.array_equal(learner.current_weights()["w"], np.zeros(4))
 
 
 def test_unavailable_store_is_a_retryable_reject() -> None:

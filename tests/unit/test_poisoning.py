@@ -35,7 +35,7 @@ from colearn_chain.decision import is_accepted, threshold_to_bps
 from colearn_chain.driver import run
 from colearn_chain.learners import make_learners
 from colearn_chain.learners.baselines import global_test_accuracy
-from colearn_chain.learners.sklearn import MAX_RMS, ClassifierLearner, refusal, rms
+from colearn_chain.learners.numpy_models import MAX_RMS, ClassifierLearner, refusal, rms
 from colearn_chain.mli import MachineLearningInterface, ProposedWeights
 from colearn_chain.typing import Weights
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from colearn_chain.learners import learner_config, make_learner
-from colearn_chain.learners.sklearn import ClassifierLearner
+from colearn_chain.learners.numpy_models import ClassifierLearner
 from colearn_chain.learners.vote_rule import VoteRule, chance_score, lower_bound, sample_scores
 
 #: Four samples of two classes, three of class 0: balanced accuracy weighs each class equally.

@@ -10,9 +10,16 @@ import pytest
 
 from colearn_chain.driver import run, run_one_epoch
 from colearn_chain.exceptions import WeightsMismatch
-from colearn_chain.learners import SKLEARN_DEFAULTS, learner_config, make_learner, make_learners
+from colearn_chain.learners import NUMPY_DEFAULTS, learner_config, make_learner, make_learners
 from colearn_chain.learners.baselines import centralized, collective, global_test_accuracy, solo
-from colearn_chain.learners.sklearn import MLP, ClassifierLearner, Model, SoftmaxRegression, make_model, score
+from colearn_chain.learners.numpy_models import (
+    MLP,
+    ClassifierLearner,
+    Model,
+    SoftmaxRegression,
+    make_model,
+    score,
+)
 from colearn_chain.learners.vote_rule import VoteRule
 from colearn_chain.mli import MachineLearningInterface, ProposedWeights
 from colearn_chain.typing import Weights
@@ -221,7 +228,7 @@ def test_config_defaults_and_unknown_settings() -> None:
     # Execute
     config = learner_config()
     # Assert
-    assert config == SKLEARN_DEFAULTS
+    assert config == NUMPY_DEFAULTS
     json.dumps(config)
     with pytest.raises(ValueError, match="learning_rat"):
         learner_config(learning_rat=0.1)

@@ -1,4 +1,4 @@
-"""Ready-made learners: a softmax regression and a one-hidden-layer MLP, scikit-learn style.
+"""Ready-made learners in plain numpy (no scikit-learn inside): a softmax regression and a one-hidden-layer MLP.
 
 They are the models of scikit-learn's ``SGDClassifier(loss="log_loss")`` (multinomial) and
 ``MLPClassifier``, written in numpy rather than wrapping those estimators, because collective
@@ -364,8 +364,9 @@ class ClassifierLearner(MachineLearningInterface):
 
     ``seed`` must be the consortium's seed (it fixes the initial weights, identical for all
     learners) and ``index`` the learner's place in the order (it fixes the proposal randomness).
-    :attr:`proposals_made` counts calls to :meth:`propose_weights`; an agent that restarts restores
-    it (the number of epochs in which it proposed) to continue the reference's sequence exactly.
+    :attr:`proposals_made` counts calls to :meth:`propose_weights`; an agent that restarts sets it
+    through :meth:`restore_proposal_count` (the number of epochs in which the chain recorded its
+    proposal) to continue the reference's sequence exactly.
     """
 
     def __init__(
