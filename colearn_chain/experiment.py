@@ -57,6 +57,7 @@ from .services.anvil import (
     fund,
     fund_from_unlocked,
 )
+from .services.kubo_swarm import KuboSwarm, bitswap_stat, connected_peers
 from .store import KuboStore, LocalStore, WeightStore
 from .text import redact_url
 from .wallet import (
@@ -93,6 +94,9 @@ class ExperimentSettings:
     seed: int = 0
     rpc: str | None = None
     ipfs: str | None = None
+    #: "shared": one store for every agent (the embedded one, or the Kubo node at ``ipfs``); "per-agent":
+    #: a Kubo node per learner, peered with the others only (blobs move by bitswap)
+    ipfs_topology: str = "shared"
     out: Path = Path("results/run")
     proposal_timeout: int = 120
     voting_timeout: int = 120
@@ -140,6 +144,34 @@ def _store(settings: ExperimentSettings) -> tuple[WeightStore, str]:
         return KuboStore(settings.ipfs), settings.ipfs
     root = settings.out / "store"
     return LocalStore(root), f"local:{root.resolve()}"
+
+
+def _stores(
+    settings: ExperimentSettings, stack: contextlib.ExitStack
+) -> tuple[WeightStore, list[str], KuboSwarm | None]:
+    """The deployer's store and each agent's store URL: one shared store, or a Kubo node per learner (the
+    deployer adds the initial model to learner 0's node, whose weights it is)."""
+    if settings.ipfs_topology == "shared":
+        store, url = _store(settings)
+        return store, [url] * settings.learners, None
+    if settings.ipfs_topology != "per-agent":
+        raise ExperimentError(f"unknown IPFS topology {settings.ipfs_topology!r}: use shared or per-agent")
+    if settings.ipfs:
+        raise ExperimentError("--ipfs names one shared Kubo node; --ipfs-topology per-agent starts a node per learner")
+    swarm = stack.enter_context(KuboSwarm(settings.out / "ipfs", settings.learners))
+    for line in swarm.describe():
+        log.info("IPFS %s", line)
+    return KuboStore(swarm.nodes[0].api), [node.url for node in swarm.nodes], swarm
+
+
+def _print_bitswap(swarm: KuboSwarm) -> None:
+    """What moved between the learners' nodes: each node's bitswap counters and its connections."""
+    for i, node in enumerate(swarm.nodes):
+        stat = bitswap_stat(node)
+        peers = sorted(addr for addr, _ in connected_peers(node))
+        print(f"ipfs node {i}: bitswap blocks received {stat['BlocksReceived']} ({stat['DataReceived']} bytes), "
+              f"sent {stat['BlocksSent']} ({stat['DataSent']} bytes); connected to {', '.join(peers) or 'nobody'}",
+              flush=True)
 
 
 @dataclass(frozen=True)
@@ -240,7 +272,7 @@ _WITHHELD = (ENV_LEARNER_KEYS, ENV_FUNDER_KEY, ENV_PRIVATE_KEY, ENV_KEYSTORE_PAS
 
 
 def _start_agents(
-    wallets: Sequence[_Wallet], password: str | None, rpc_url: str, deployment_path: Path, store_url: str,
+    wallets: Sequence[_Wallet], password: str | None, rpc_url: str, deployment_path: Path, store_urls: Sequence[str],
     settings: ExperimentSettings,
 ) -> list[_AgentProcess]:
     """One agent process per wallet. Its key or password and the RPC URL (which may carry an API key)
@@ -254,7 +286,7 @@ def _start_agents(
         cmd = [
             sys.executable, "-m", "colearn_chain.cli", "agent",
             "--deployment", str(deployment_path),
-            "--store", store_url,
+            "--store", store_urls[i],
             "--state-dir", str(state_dir),
             "--until-epoch", str(settings.epochs),
         ]
@@ -358,8 +390,8 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
 
     settings.out.mkdir(parents=True, exist_ok=True)
     config = settings.learner_config()
-    store, store_url = _store(settings)
     with contextlib.ExitStack() as stack:
+        store, store_urls, swarm = _stores(settings, stack)
         rpc_url = stack.enter_context(_chain(settings))
         password = _run_password(settings, rpc_url) if os.environ.get(ENV_LEARNER_KEYS) is None else None
         wallets = _learner_wallets(settings.learners, rpc_url, settings.out, password)
@@ -388,11 +420,13 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
             stack.callback(server.stop)
             print(f"explorer: {url}", flush=True)
 
-        agents = _start_agents(wallets, password, rpc_url, deployment_path, store_url, settings)
+        agents = _start_agents(wallets, password, rpc_url, deployment_path, store_urls, settings)
         stack.callback(_stop_agents, agents)
         w3 = connect(rpc_url)
         cursor = LogCursor(w3, deployment.address, start_block=deployment.block)
         _follow(cursor, deployment.learners, agents, settings)
+        if swarm is not None:
+            _print_bitswap(swarm)
 
         print("agents done; computing baselines (solo, centralized, reference driver)", flush=True)
         history = History.load(w3, deployment)

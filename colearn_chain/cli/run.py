@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -76,6 +77,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     i.add_argument("--rpc", metavar="URL", help="use this chain (Ganache, a testnet) instead of starting Anvil")
     i.add_argument("--ipfs", metavar="API",
                    help="use this Kubo API (e.g. http://127.0.0.1:5001) instead of the embedded store")
+    i.add_argument("--ipfs-topology", choices=("shared", "per-agent"), default=defaults.ipfs_topology,
+                   help="shared: one store for every agent (the embedded one, or --ipfs); per-agent: start a Kubo "
+                        "node per learner, peered with the others only, so weights move between them by bitswap "
+                        f"(default {defaults.ipfs_topology})")
     i.add_argument("--block-time", type=float, metavar="S",
                    help="started Anvil mines a block every S seconds (default: per transaction)")
     i.add_argument("--explorer", action="store_true", help="serve the explorer page on loopback during the run")
@@ -106,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         voting_timeout=args.voting_timeout, block_time=args.block_time, explorer=args.explorer,
         explorer_port=args.explorer_port, learner_overrides=_overrides(args.learner_option),
     )
+    settings = dataclasses.replace(settings, ipfs_topology=args.ipfs_topology)
     results = run_experiment(settings)
     reference = results["baselines"]["reference"]
     if not (reference["decisions_match"] and reference["weights_match"]):
