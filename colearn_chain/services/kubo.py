@@ -134,6 +134,7 @@ class KuboNode:
         self._log_file: IO[bytes] | None = None
         self._api: str | None = None
         self._peer_id: str | None = None
+        self._api_port = 0  # the kernel picks one at the first start; a restart keeps it (agents know it)
 
     @property
     def peer_id(self) -> str:
@@ -208,6 +209,7 @@ class KuboNode:
                 stderr=subprocess.STDOUT,
             )
             self._api = self._wait_for_api(api_file)
+            self._api_port = int(self._api.strip("/").split("/")[3])
         except BaseException:
             self.stop()
             raise
@@ -269,7 +271,7 @@ class KuboNode:
         config_path = self.repo / "config"
         config = json.loads(config_path.read_text())
         addresses = _section(config, "Addresses")
-        addresses["API"] = "/ip4/127.0.0.1/tcp/0"  # the kernel picks a free port; read back below
+        addresses["API"] = f"/ip4/127.0.0.1/tcp/{self._api_port}"  # 0: the kernel picks; read back below
         addresses["Gateway"] = []
         addresses["Swarm"] = []
         addresses["Announce"] = []
