@@ -120,6 +120,7 @@ class KuboNode:
         peers: Sequence[SwarmPeer] = (),
         allowed_networks: Sequence[str] = ("127.0.0.0/8",),
         netns: str | None = None,
+        api_port: int = 0,
     ) -> None:
         self.binary = binary or find_ipfs_binary()
         self._given_repo = repo
@@ -134,7 +135,7 @@ class KuboNode:
         self._log_file: IO[bytes] | None = None
         self._api: str | None = None
         self._peer_id: str | None = None
-        self._api_port = 0  # the kernel picks one at the first start; a restart keeps it (agents know it)
+        self._api_port = api_port  # 0: the kernel picks one at the first start; a restart keeps it (agents know it)
 
     @property
     def peer_id(self) -> str:
@@ -187,6 +188,15 @@ class KuboNode:
         identity = json.loads((self.repo / "config").read_text()).get("Identity") or {}
         self._peer_id = str(identity.get("PeerID", ""))
         return self._peer_id
+
+    def configure(self) -> str:
+        """Init the repo if needed and write its private config without starting it; return the peer ID.
+
+        For a person who runs the daemon themselves (`IPFS_PATH=REPO ipfs daemon`).
+        """
+        peer_id = self.init()
+        self._make_private()
+        return peer_id
 
     def start(self) -> None:
         """Init the repo if needed, make it private, start the daemon and wait for its API."""

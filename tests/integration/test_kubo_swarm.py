@@ -6,7 +6,10 @@ Real Kubo daemons on loopback ports, peered through their config; no mocks.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,3 +86,27 @@ def test_a_node_refuses_to_dial_outside_the_consortium_networks(swarm: KuboSwarm
     # Assert
     print(refused.value)
     assert "filter" in str(refused.value).lower() or "gater" in str(refused.value).lower()
+
+
+def test_ipfs_node_command_writes_a_consortium_config_and_prints_the_address(tmp_path: Path) -> None:
+    # Prepare: the other member's address, as its own ipfs-node printed it
+    other = KuboNode(tmp_path / "other").init()
+    peer = f"/ip4/10.77.0.3/tcp/4001/p2p/{other}"
+    command = [sys.executable, "-m", "colearn_chain.cli", "ipfs-node", "--repo", str(tmp_path / "mine"),
+               "--swarm", "/ip4/10.77.0.2/tcp/4001", "--allow", "10.77.0.0/24", "--peer", peer, "--api-port", "5123"]
+    # Execute
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    refused = subprocess.run([*command[:-4], "--peer", "10.77.0.3:4001"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    # Assert
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "mine" / "config").read_text())
+    assert result.stdout.strip() == f"/ip4/10.77.0.2/tcp/4001/p2p/{config['Identity']['PeerID']}"
+    assert config["Addresses"]["Swarm"] == ["/ip4/10.77.0.2/tcp/4001"]
+    assert config["Addresses"]["API"] == "/ip4/127.0.0.1/tcp/5123"
+    assert config["Peering"]["Peers"] == [{"ID": other, "Addrs": ["/ip4/10.77.0.3/tcp/4001"]}]
+    assert config["Bootstrap"] == [] and config["Routing"]["Type"] == "none"
+    blocked = [ipaddress.ip_network(f"{f.split('/')[2]}/{f.split('/')[4]}") for f in config["Swarm"]["AddrFilters"]]
+    assert any(ipaddress.ip_address("127.0.0.1") in net for net in blocked)  # only 10.77.0.0/24 is allowed
+    assert not any(ipaddress.ip_address("10.77.0.3") in net for net in blocked)
+    assert refused.returncode == 2 and "--peer wants" in refused.stderr
