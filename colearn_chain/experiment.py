@@ -167,8 +167,12 @@ def _stores(
 def _print_bitswap(swarm: KuboSwarm) -> None:
     """What moved between the learners' nodes: each node's bitswap counters and its connections."""
     for i, node in enumerate(swarm.nodes):
-        stat = bitswap_stat(node)
-        peers = sorted(addr for addr, _ in connected_peers(node))
+        try:
+            stat = bitswap_stat(node)
+            peers = sorted(addr for addr, _ in connected_peers(node))
+        except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as error:
+            print(f"ipfs node {i}: not answering ({error})", flush=True)
+            continue
         print(f"ipfs node {i}: bitswap blocks received {stat['BlocksReceived']} ({stat['DataReceived']} bytes), "
               f"sent {stat['BlocksSent']} ({stat['DataSent']} bytes); connected to {', '.join(peers) or 'nobody'}",
               flush=True)
