@@ -21,6 +21,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -158,7 +159,9 @@ def _stores(
         raise ExperimentError(f"unknown IPFS topology {settings.ipfs_topology!r}: use shared or per-agent")
     if settings.ipfs:
         raise ExperimentError("--ipfs names one shared Kubo node; --ipfs-topology per-agent starts a node per learner")
-    swarm = stack.enter_context(KuboSwarm(settings.out / "ipfs", settings.learners))
+    # Throwaway nodes: their repos (each holds its node's identity key) go when the run ends.
+    root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="colearn-ipfs-")))
+    swarm = stack.enter_context(KuboSwarm(root, settings.learners))
     for line in swarm.describe():
         log.info("IPFS %s", line)
     return KuboStore(swarm.nodes[0].api), [node.url for node in swarm.nodes], swarm

@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="deployment record written by `colearn-chain deploy`")
     add_key_options(parser)
     parser.add_argument("--store", required=True, metavar="URL_OR_DIR",
-                        help="weight store: a directory (local:PATH) or a Kubo API (http://127.0.0.1:5001)")
+                        help="weight store: a directory (local:PATH) or a Kubo API, best your own node "
+                        "(http://127.0.0.1:5001; see `colearn-chain ipfs-node`)")
     parser.add_argument("--learner-config", metavar="JSON_FILE",
                         help="learner config (JSON file or inline JSON); default: the one in the deployment record")
     parser.add_argument("--state-dir", required=True, type=Path, metavar="DIR",
