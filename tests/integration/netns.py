@@ -198,11 +198,15 @@ class NamespacedAnvil:
 
 
 def established_peers(topology: Topology, namespace: str) -> list[str]:
-    """The remote IP of every established TCP connection inside ``namespace``."""
-    lines = topology.exec(namespace, "ss", "-Htn", "state", "established").splitlines()
+    """The remote IP of every TCP connection and every connected UDP socket inside ``namespace`` (a socket
+    still listening, or unconnected UDP, has no remote address and is left out)."""
+    lines = topology.exec(namespace, "ss", "-Htuna").splitlines()
     peers = []
     for line in lines:
-        fields = line.split()
-        if len(fields) >= 4:
-            peers.append(fields[-1].rsplit(":", 1)[0].strip("[]"))
+        fields = line.split()  # netid state recv-q send-q local peer [process]
+        if len(fields) < 6 or fields[1] in ("LISTEN", "UNCONN"):
+            continue
+        address = fields[5].rsplit(":", 1)[0].strip("[]")
+        if address not in ("*", "0.0.0.0", "::"):
+            peers.append(address.split("%")[0])
     return peers

@@ -66,6 +66,7 @@ def test_a_consortium_in_separate_network_namespaces_decides_as_the_reference(tm
                 break
         stats = [bitswap_stat(node) for node in swarm.nodes]
         kubo_peers = [connected_peers(node) for node in swarm.nodes]
+        identities = [node.json_command("id") for node in swarm.nodes]
         routes = {ns: topology.exec(ns, "ip", "route", "show").splitlines() for ns in topology.namespaces()}
         decisions, votes = consortium.decisions(), consortium.votes()
         logs = "\n".join(f"== agent {a.index} ==\n{a.log_text()[-3000:]}" for a in consortium.agents)
@@ -88,9 +89,12 @@ def test_a_consortium_in_separate_network_namespaces_decides_as_the_reference(tm
         assert sorted(peer for _, peer in peers) == sorted(p for p in ids if p != swarm.nodes[i].peer_id)
         for addr, peer in peers:
             assert addr.split("/")[2] == ids[peer], (addr, peer)
+    # each node listens (and announces) its namespace address only
+    for node, identity in zip(swarm.nodes, identities, strict=True):
+        assert identity["Addresses"] == [f"{node.swarm}/p2p/{node.peer_id}"]
     # nothing in any namespace talks to anything but loopback and the bridge's subnet, nor could it
     for ns, remote in sockets.items():
-        print(f"{ns}: established TCP connections seen during the run to {sorted(remote)}")
+        print(f"{ns}: TCP connections and connected UDP sockets seen during the run go to {sorted(remote)}")
         assert remote, f"{ns} has no connection at all"
         assert all(_inside(address, SUBNET, "127.0.0.0/8") for address in remote), (ns, remote)
         assert routes[ns] and all(line.startswith("10.77.0.0/24 ") for line in routes[ns]), (ns, routes[ns])
