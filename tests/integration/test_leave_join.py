@@ -62,7 +62,7 @@ def test_the_proposer_leaves_after_its_accept_and_rejoins_from_a_peer(tmp_path: 
         swarm = stack.enter_context(KuboSwarm(tmp_path / "ipfs", N))
         consortium = Consortium(
             anvil.url, tmp_path / "work", swarm.nodes[0].url, _toy(1), N,
-            store_urls=[node.url for node in swarm.nodes],
+            store_urls=[node.url for node in swarm.nodes], proposal_timeout=30, voting_timeout=30,
         ).setup()
         stack.callback(consortium.stop_all)
         reference, learners = consortium.reference(epochs)
@@ -112,7 +112,7 @@ def test_a_member_whose_node_is_down_for_an_epoch_rejects_and_catches_up(tmp_pat
         swarm = stack.enter_context(KuboSwarm(tmp_path / "ipfs", N))
         consortium = Consortium(
             anvil.url, tmp_path / "work", swarm.nodes[0].url, _toy(0), N,
-            store_urls=[node.url for node in swarm.nodes],
+            store_urls=[node.url for node in swarm.nodes], proposal_timeout=30, voting_timeout=15,
         ).setup()
         stack.callback(consortium.stop_all)
         reference, learners = consortium.reference(epochs)

@@ -49,6 +49,7 @@ def test_a_consortium_in_separate_network_namespaces_decides_as_the_reference(tm
             anvil.url, tmp_path / "work", f"local:{tmp_path / 'deployer-store'}", TOY, N,
             agent_rpc_url=anvil.rpc_inside, store_urls=[node.url for node in swarm.nodes],
             prefixes=[["ip", "netns", "exec", topology.participant_ns(i)] for i in range(N)],
+            proposal_timeout=30, voting_timeout=30,  # generous: a loaded machine starts agents slowly
         ).setup()
         stack.callback(consortium.stop_all)
         reference, learners = consortium.reference(EPOCHS)
