@@ -50,7 +50,7 @@ from .history import History
 from .learners import learner_config, make_learner
 from .protocol import proposer_index
 from .results import assemble_results
-from .services import stop_processes
+from .services import kubo_swarm, stop_processes
 from .services.anvil import (
     DEV_KEY,
     LOCAL_CHAIN_IDS,
@@ -58,7 +58,6 @@ from .services.anvil import (
     fund,
     fund_from_unlocked,
 )
-from .services.kubo_swarm import KuboSwarm, bitswap_stat, connected_peers
 from .store import KuboStore, LocalStore, WeightStore
 from .text import redact_url
 from .wallet import (
@@ -149,7 +148,7 @@ def _store(settings: ExperimentSettings) -> tuple[WeightStore, str]:
 
 def _stores(
     settings: ExperimentSettings, stack: contextlib.ExitStack
-) -> tuple[WeightStore, list[str], KuboSwarm | None]:
+) -> tuple[WeightStore, list[str], kubo_swarm.KuboSwarm | None]:
     """The deployer's store and each agent's store URL: one shared store, or a Kubo node per learner (the
     deployer adds the initial model to learner 0's node, whose weights it is)."""
     if settings.ipfs_topology == "shared":
@@ -161,18 +160,18 @@ def _stores(
         raise ExperimentError("--ipfs names one shared Kubo node; --ipfs-topology per-agent starts a node per learner")
     # Throwaway nodes: their repos (each holds its node's identity key) go when the run ends.
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="colearn-ipfs-")))
-    swarm = stack.enter_context(KuboSwarm(root, settings.learners))
+    swarm = stack.enter_context(kubo_swarm.KuboSwarm(root, settings.learners))
     for line in swarm.describe():
         log.info("IPFS %s", line)
     return KuboStore(swarm.nodes[0].api), [node.url for node in swarm.nodes], swarm
 
 
-def _print_bitswap(swarm: KuboSwarm) -> None:
+def _print_bitswap(swarm: kubo_swarm.KuboSwarm) -> None:
     """What moved between the learners' nodes: each node's bitswap counters and its connections."""
     for i, node in enumerate(swarm.nodes):
         try:
-            stat = bitswap_stat(node)
-            peers = sorted(addr for addr, _ in connected_peers(node))
+            stat = kubo_swarm.bitswap_stat(node)
+            peers = sorted(addr for addr, _ in kubo_swarm.connected_peers(node))
         except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as error:
             print(f"ipfs node {i}: not answering ({error})", flush=True)
             continue

@@ -171,13 +171,13 @@ class Agent:
         #: the proposal being judged beside the loop, and whether its blob is fetched (then it is waited for)
         self._judging: tuple[int, HexDigest, threading.Event] | None = None
         self._retry_at: dict[Hashable, float] = {}  # job key -> monotonic time it may run again
+        #: the adopted model still to be put (pinned) in our own store: digest, CID on chain, blob
+        self._unpinned: tuple[HexDigest, Cid, bytes] | None = None
+        self._pin_at = 0.0  # monotonic time the next pin attempt may start
         self._template: Weights = {}
         self._fetch_cap = settings.max_blob_bytes
         self._polls = 0
         self._stopping = False
-        #: the adopted model still to be put (pinned) in our own store: digest, CID on chain, blob
-        self._unpinned: tuple[HexDigest, Cid, bytes] | None = None
-        self._pin_at = 0.0  # monotonic time the next pin attempt may start
 
     # ───────────────────────────────────────────────────────────── public
 
@@ -265,7 +265,6 @@ class Agent:
             log_event(event, self.me)
             self._feed(event)
         self._collect()
-        self._pin()
         self._polls += 1
         if self._polls % max(1, self.settings.model_check_every) == 0:
             self._resync()
@@ -300,6 +299,7 @@ class Agent:
 
     def _act(self) -> None:
         """Do what is due, feeding each outcome back, until nothing new is due (an adoption may free a proposal)."""
+        self._pin()  # a pin that failed, once its retry time came
         tried: set[tuple[type, int]] = set()
         for _ in range(4):
             assert self.view is not None
