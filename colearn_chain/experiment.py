@@ -21,6 +21,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,7 +52,7 @@ from .learners.owndata import own_data_options
 from .learners.registry import declared_options, resolve_factory
 from .protocol import proposer_index
 from .results import assemble_results
-from .services import stop_processes
+from .services import kubo_swarm, stop_processes
 from .services.anvil import (
     DEV_KEY,
     LOCAL_CHAIN_IDS,
@@ -101,6 +102,9 @@ class ExperimentSettings:
     seed: int = 0
     rpc: str | None = None
     ipfs: str | None = None
+    #: "shared": one store for every agent (the embedded one, or the Kubo node at ``ipfs``); "per-agent":
+    #: a Kubo node per learner, peered with the others only (blobs move by bitswap)
+    ipfs_topology: str = "shared"
     out: Path = Path("results/run")
     proposal_timeout: int = 120
     voting_timeout: int = 120
@@ -169,6 +173,40 @@ def _store(settings: ExperimentSettings) -> tuple[WeightStore, str]:
         return KuboStore(settings.ipfs), settings.ipfs
     root = settings.out / "store"
     return LocalStore(root), f"local:{root.resolve()}"
+
+
+def _stores(
+    settings: ExperimentSettings, stack: contextlib.ExitStack
+) -> tuple[WeightStore, list[str], kubo_swarm.KuboSwarm | None]:
+    """The deployer's store and each agent's store URL: one shared store, or a Kubo node per learner (the
+    deployer adds the initial model to learner 0's node, whose weights it is)."""
+    if settings.ipfs_topology == "shared":
+        store, url = _store(settings)
+        return store, [url] * settings.learners, None
+    if settings.ipfs_topology != "per-agent":
+        raise ExperimentError(f"unknown IPFS topology {settings.ipfs_topology!r}: use shared or per-agent")
+    if settings.ipfs:
+        raise ExperimentError("--ipfs names one shared Kubo node; --ipfs-topology per-agent starts a node per learner")
+    # Throwaway nodes: their repos (each holds its node's identity key) go when the run ends.
+    root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="colearn-ipfs-")))
+    swarm = stack.enter_context(kubo_swarm.KuboSwarm(root, settings.learners))
+    for line in swarm.describe():
+        log.info("IPFS %s", line)
+    return KuboStore(swarm.nodes[0].api), [node.url for node in swarm.nodes], swarm
+
+
+def _print_bitswap(swarm: kubo_swarm.KuboSwarm) -> None:
+    """What moved between the learners' nodes: each node's bitswap counters and its connections."""
+    for i, node in enumerate(swarm.nodes):
+        try:
+            stat = kubo_swarm.bitswap_stat(node)
+            peers = sorted(addr for addr, _ in kubo_swarm.connected_peers(node))
+        except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as error:
+            print(f"ipfs node {i}: not answering ({error})", flush=True)
+            continue
+        print(f"ipfs node {i}: bitswap blocks received {stat['BlocksReceived']} ({stat['DataReceived']} bytes), "
+              f"sent {stat['BlocksSent']} ({stat['DataSent']} bytes); connected to {', '.join(peers) or 'nobody'}",
+              flush=True)
 
 
 @dataclass(frozen=True)
@@ -275,7 +313,7 @@ _WITHHELD = (
 
 
 def _start_agents(
-    wallets: Sequence[_Wallet], password: str | None, rpc_url: str, deployment_path: Path, store_url: str,
+    wallets: Sequence[_Wallet], password: str | None, rpc_url: str, deployment_path: Path, store_urls: Sequence[str],
     settings: ExperimentSettings,
 ) -> list[_AgentProcess]:
     """One agent process per wallet, or one per ``settings.agents_per_process`` wallets. Keys, passwords
@@ -283,7 +321,7 @@ def _start_agents(
     ``ps`` shows every user the arguments."""
     base_env = {k: v for k, v in os.environ.items() if k not in _WITHHELD}
     base_env[ENV_RPC_URL] = rpc_url
-    common = ["--deployment", str(deployment_path), "--store", store_url, "--until-epoch", str(settings.epochs)]
+    common = ["--deployment", str(deployment_path), "--until-epoch", str(settings.epochs)]
     root = settings.out / "agents"
     per = max(1, settings.agents_per_process)
     agents = []
@@ -292,13 +330,18 @@ def _start_agents(
         dirs = [root / f"learner-{i}" for i, _ in group]
         for state_dir in dirs:
             state_dir.mkdir(parents=True, exist_ok=True)
+        stores = {store_urls[i] for i, _ in group}
+        if len(stores) > 1:
+            raise ExperimentError("agents sharing a process share one store: use --agents-per-process 1 "
+                                  "with --ipfs-topology per-agent")
         keyed = all(w.keystore is not None for _, w in group) and password is not None
+        common_here = [*common, "--store", stores.pop()]
         if per == 1:
-            cmd = [sys.executable, "-m", "colearn_chain.cli", "agent", *common, "--state-dir", str(dirs[0])]
+            cmd = [sys.executable, "-m", "colearn_chain.cli", "agent", *common_here, "--state-dir", str(dirs[0])]
             log_path = dirs[0] / "agent.log"
         else:
             # The learners' indices come from the order of the wallets: learner-i is wallet i's directory.
-            cmd = [sys.executable, "-m", "colearn_chain.cli", "agents", *common, "--state-root", str(root)]
+            cmd = [sys.executable, "-m", "colearn_chain.cli", "agents", *common_here, "--state-root", str(root)]
             log_path = root / f"process-{first // per}.log"
         if keyed:
             cmd += [arg for _, w in group for arg in ("--keystore", str(w.keystore))]
@@ -403,8 +446,8 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
 
     settings.out.mkdir(parents=True, exist_ok=True)
     config = settings.learner_config()
-    store, store_url = _store(settings)
     with contextlib.ExitStack() as stack:
+        store, store_urls, swarm = _stores(settings, stack)
         rpc_url = stack.enter_context(_chain(settings))
         password = _run_password(settings, rpc_url) if os.environ.get(ENV_LEARNER_KEYS) is None else None
         # Keys for a local development chain are worthless outside it: a light scrypt (or none) is enough.
@@ -435,11 +478,13 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
             stack.callback(server.stop)
             print(f"explorer: {url}", flush=True)
 
-        agents = _start_agents(wallets, password, rpc_url, deployment_path, store_url, settings)
+        agents = _start_agents(wallets, password, rpc_url, deployment_path, store_urls, settings)
         stack.callback(_stop_agents, agents)
         w3 = connect(rpc_url)
         cursor = LogCursor(w3, deployment.address, start_block=deployment.block)
         _follow(cursor, deployment.learners, agents, settings)
+        if swarm is not None:
+            _print_bitswap(swarm)
 
         print("agents done; computing baselines (solo, centralized, reference driver)", flush=True)
         history = History.load(w3, deployment)

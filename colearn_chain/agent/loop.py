@@ -18,6 +18,9 @@ Shape of the loop (why it is safe to kill and restart at any point):
   at one block (and ``hasVoted`` at the latest block too, when that block lags), adopts the current model
   (from the state directory or the store), restores the learner's proposal count from the chain's history,
   then follows events from the next block. ``hasVoted`` prevents a second vote.
+* **Keeping the current model.** Every model the agent adopts (the initial one too) is put into its own
+  store as well (a Kubo store pins it), beside the loop and retried while the store is down, so the
+  current model stays available from every member's node after its proposer leaves.
 * **Failures.** A step that fails on the chain or the store is logged and tried again at the next poll.
   Only conditions that waiting cannot fix stop the agent with :class:`AgentError`: an accepted model this
   learner cannot adopt, a learner whose ``current_weights`` or ``accept_weights`` breaks the learner
@@ -179,6 +182,9 @@ class Agent:
         #: the proposal being judged beside the loop, and whether its blob is fetched (then it is waited for)
         self._judging: tuple[int, HexDigest, threading.Event] | None = None
         self._retry_at: dict[Hashable, float] = {}  # job key -> monotonic time it may run again
+        #: the adopted model still to be put (pinned) in our own store: digest, CID on chain, blob
+        self._unpinned: tuple[HexDigest, Cid, bytes] | None = None
+        self._pin_at = 0.0  # monotonic time the next pin attempt may start
         self._template: Weights = {}
         self._fetch_cap = settings.max_blob_bytes
         self._next_check = math.inf  # monotonic time of the next comparison with the chain's state
@@ -309,10 +315,12 @@ class Agent:
 
     def _done(self) -> bool:
         until = self.settings.until_epoch
-        return until is not None and self.view is not None and self.view.epoch >= until and self.view.adopt is None
+        return (until is not None and self.view is not None and self.view.epoch >= until and self.view.adopt is None
+                and not self._pinning())
 
     def _act(self) -> None:
         """Do what is due, feeding each outcome back, until nothing new is due (an adoption may free a proposal)."""
+        self._pin()  # a pin that failed, once its retry time came
         tried: set[tuple[type, int]] = set()
         for _ in range(4):
             assert self.view is not None
@@ -415,6 +423,8 @@ class Agent:
             assert isinstance(key, tuple)
             if key[0] == "judge":
                 self._judged_job(key[1], key[2], future)
+            elif key[0] == "pin":
+                self._pinned_job(key[1], future)
             else:
                 self._fetched_job(key[1], future)
 
@@ -480,6 +490,40 @@ class Agent:
         self._blobs.move_to_end(digest)
         while len(self._blobs) > _BLOB_CACHE:
             self._blobs.popitem(last=False)
+
+    def _keep_pinned(self, digest: HexDigest, cid: Cid, blob: bytes) -> None:
+        """Put the model we adopted into our own store (pinning it), starting now."""
+        self._unpinned, self._pin_at = (digest, cid, blob), 0.0
+        self._pin()
+
+    def _pin(self) -> None:
+        """Start putting the adopted model into our store, unless done, running, or waiting to retry."""
+        if self._unpinned is None or time.monotonic() < self._pin_at:
+            return
+        digest, _, blob = self._unpinned
+        store = self.store
+        self._jobs.submit(("pin", digest), lambda _: store.put(blob))
+
+    def _pinning(self) -> bool:
+        return self._unpinned is not None and self._jobs.has(("pin", self._unpinned[0]))
+
+    def _pinned_job(self, digest: HexDigest, future: Future[Any]) -> None:
+        if self._unpinned is None or self._unpinned[0] != digest:
+            return  # a newer model was adopted meanwhile: that one is the one to keep
+        cid = self._unpinned[1]
+        try:
+            stored: Cid = future.result()
+        except (WeightStoreError, OSError) as error:
+            self._pin_at = time.monotonic() + self.settings.fetch_retry
+            self._warn("pin", "cannot keep the current model %s (cid %s) in %s yet (retrying): %s",
+                       digest, cid, self.store.describe(), error)
+            return
+        self._unpinned = None
+        if stored != cid:
+            log.warning("the current model %s is kept in %s as %s; the chain names it %s", digest,
+                        self.store.describe(), stored, cid)
+        else:
+            log.info("keeping the current model %s (cid %s) in %s", digest, cid, self.store.describe())
 
     # ───────────────────────────────────────────────────────────── actions
 
@@ -608,6 +652,7 @@ class Agent:
         with self._learner_lock:
             self.learner.accept_weights(copy_weights(decoded.weights))
         self.state.save_model(model.since_epoch, model.digest, model.cid, decoded.blob)
+        self._keep_pinned(model.digest, model.cid, decoded.blob)
         log.info("adopted %s (cid %s): %s", model.digest, model.cid, what(model))
         self._feed(v.Adopted(model))
 
@@ -629,6 +674,7 @@ class Agent:
                 self.learner.accept_weights(copy_weights(weights))
             log.info("adopted current model %s (since epoch %d, cid %s)", model.digest, model.since_epoch, model.cid)
         self.state.save_model(model.since_epoch, model.digest, model.cid, blob)
+        self._keep_pinned(model.digest, model.cid, blob)
 
     def _fetch_current(self, model: v.ModelRef) -> bytes:
         try:

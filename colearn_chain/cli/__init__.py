@@ -11,7 +11,7 @@ from ..exceptions import ColearnChainError
 from ._logging import setup_logging
 
 #: Subcommand modules under colearn_chain.cli, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("run", "wallet", "deploy", "agent", "agents", "status", "explorer", "verify")
+COMMANDS: tuple[str, ...] = ("run", "wallet", "deploy", "agent", "agents", "status", "explorer", "verify", "ipfs-node")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+        importlib.import_module(f"{__name__}.{name.replace('-', '_')}").register(sub)
     return parser
 
 

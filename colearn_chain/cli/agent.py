@@ -84,7 +84,8 @@ def add_agent_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deployment", required=True, type=Path, metavar="FILE",
                         help="deployment record written by `colearn-chain deploy`")
     parser.add_argument("--store", required=True, metavar="URL_OR_DIR",
-                        help="weight store: a directory (local:PATH) or a Kubo API (http://127.0.0.1:5001)")
+                        help="weight store: a directory (local:PATH) or a Kubo API, best your own node "
+                        "(http://127.0.0.1:5001; see `colearn-chain ipfs-node`)")
     parser.add_argument("--learner-config", metavar="JSON_FILE",
                         help="learner spec (JSON file or inline JSON: {\"kind\": ..., \"n_learners\": ..., "
                         "\"seed\": ..., options}); default: the one in the deployment record")

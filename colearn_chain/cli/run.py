@@ -96,6 +96,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     i.add_argument("--rpc", metavar="URL", help="use this chain (Ganache, a testnet) instead of starting Anvil")
     i.add_argument("--ipfs", metavar="API",
                    help="use this Kubo API (e.g. http://127.0.0.1:5001) instead of the embedded store")
+    i.add_argument("--ipfs-topology", choices=("shared", "per-agent"), default=defaults.ipfs_topology,
+                   help="shared: one store for every agent (the embedded one, or --ipfs); per-agent: start a Kubo "
+                        "node per learner, peered with the others only, so weights move between them by bitswap "
+                        f"(default {defaults.ipfs_topology})")
     i.add_argument("--block-time", type=float, metavar="S",
                    help="started Anvil mines a block every S seconds (default: per transaction)")
     i.add_argument("--agents-per-process", type=int, default=defaults.agents_per_process, metavar="K",
@@ -118,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed, rpc=args.rpc, ipfs=args.ipfs, out=args.out, proposal_timeout=args.proposal_timeout,
             voting_timeout=args.voting_timeout, block_time=args.block_time, explorer=args.explorer,
             explorer_port=args.explorer_port, learner_overrides=parse_learner_options(args.learner_option),
-            agents_per_process=args.agents_per_process,
+            agents_per_process=args.agents_per_process, ipfs_topology=args.ipfs_topology,
         )
         make_learner(settings.learner_config(), 0)  # a bad learner, option or file stops here, before any chain
     except (ValueError, ExperimentError) as error:

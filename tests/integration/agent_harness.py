@@ -75,6 +75,10 @@ class Consortium:
     keystore_password: str | None = None
     #: the endpoint the agents use, when not ``rpc_url`` (e.g. a fault-injecting proxy in front of it)
     agent_rpc_url: str | None = None
+    #: each agent's own weight store, when not the shared ``store_url`` (e.g. its own Kubo node)
+    store_urls: list[str] | None = None
+    #: each agent's command prefix, e.g. ``ip netns exec NS`` to run it in its own network namespace
+    prefixes: list[list[str]] | None = None
     accounts: list[LocalAccount] = field(default_factory=list)
     agents: list[AgentProcess] = field(default_factory=list)
     deployment: Deployment | None = None
@@ -157,10 +161,11 @@ class Consortium:
         """Start agent ``index`` (again), appending to its log."""
         agent = self.agents[index]
         args = [
+            *(self.prefixes[index] if self.prefixes else []),
             sys.executable, "-m", "colearn_chain.cli", "agent",
             "--rpc", self.agent_rpc_url or self.rpc_url,
             "--deployment", str(self.deployment_path),
-            "--store", self.store_url,
+            "--store", self.store_urls[index] if self.store_urls else self.store_url,
             "--learner-config", json.dumps(self.config),
             "--state-dir", str(agent.state_dir),
             "--poll-interval", "0.1",
