@@ -7,14 +7,17 @@ import json
 from pathlib import Path
 
 from ..experiment import ENV_FUNDER_KEY, ENV_LEARNER_KEYS, ExperimentSettings, run_experiment
+from ..services.chains import CHAINS
+from ..services.geth import DEFAULT_PERIOD
 from ..wallet import ENV_KEYSTORE_PASSWORD
 
 DESCRIPTION = f"""\
-Run a collective-learning experiment on chain: start a local chain (Anvil) unless --rpc is given, use the
-embedded weight store (a content-addressed folder with IPFS-identical CIDs) unless --ipfs is given,
-make a wallet per learner, deploy the contract with the learners' shared initial model, run one agent
-process per learner, and show each epoch as it closes (proposer, outcome, the vote grid: + approve,
-- reject, . missing, and the proposal's mean score on the voters' local test splits).
+Run a collective-learning experiment on chain: start a local chain (--chain: Anvil by default, Ganache
+or geth's dev mode) unless --rpc is given, use the embedded weight store (a content-addressed folder with
+IPFS-identical CIDs) unless --ipfs is given, make a wallet per learner, deploy the contract with the
+learners' shared initial model, run one agent process per learner, and show each epoch as it closes
+(proposer, outcome, the vote grid: + approve, - reject, . missing, and the proposal's mean score on
+the voters' local test splits).
 
 Then it compares the shared model with baselines computed in the same run: each learner alone with
 the same local budget (solo), one learner on the pooled data (centralized), and the in-memory
@@ -29,7 +32,7 @@ Agents get the RPC URL and their key or password through their environment, neve
 
 On an existing chain (--rpc) the learners need funded keys: ${ENV_LEARNER_KEYS} (comma-separated
 private keys), or ${ENV_FUNDER_KEY} (a funded key that pays 10 ETH to each new learner wallet); a
-development chain with unlocked accounts (Anvil, Ganache) funds them itself.
+development chain with unlocked accounts (Anvil, Ganache, geth --dev) funds them itself.
 """
 
 
@@ -73,11 +76,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     c.add_argument("--voting-timeout", type=int, default=defaults.voting_timeout, metavar="S",
                    help=f"seconds voters have before anyone may close the epoch (default {defaults.voting_timeout})")
     i = p.add_argument_group("infrastructure")
-    i.add_argument("--rpc", metavar="URL", help="use this chain (Ganache, a testnet) instead of starting Anvil")
+    i.add_argument("--rpc", metavar="URL", help="use this chain (a testnet, a node you run) instead of starting one")
+    i.add_argument("--chain", choices=CHAINS, default=defaults.chain,
+                   help="the local chain to start when no --rpc is given: anvil, ganache (both mine each "
+                        "transaction at once unless --block-time), or geth's dev mode (a block every "
+                        f"{DEFAULT_PERIOD} s unless --block-time) (default {defaults.chain})")
     i.add_argument("--ipfs", metavar="API",
                    help="use this Kubo API (e.g. http://127.0.0.1:5001) instead of the embedded store")
     i.add_argument("--block-time", type=float, metavar="S",
-                   help="started Anvil mines a block every S seconds (default: per transaction)")
+                   help="the started chain makes a block every S seconds (default: per transaction on anvil "
+                        f"and ganache, {DEFAULT_PERIOD} s on geth, which takes whole seconds only)")
     i.add_argument("--explorer", action="store_true", help="serve the explorer page on loopback during the run")
     i.add_argument("--explorer-port", type=int, default=0, metavar="N", help="explorer port (default: a free one)")
     i.add_argument("--out", type=Path, default=Path("results/run"), metavar="DIR",
@@ -103,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         learners=args.learners, epochs=args.epochs, kind=args.learner_kind, dataset=args.dataset, model=args.model,
         split=args.split, alpha=args.alpha, threshold=args.threshold, colearn_variant=args.colearn_variant,
         seed=args.seed, rpc=args.rpc, ipfs=args.ipfs, out=args.out, proposal_timeout=args.proposal_timeout,
-        voting_timeout=args.voting_timeout, block_time=args.block_time, explorer=args.explorer,
+        voting_timeout=args.voting_timeout, block_time=args.block_time, chain=args.chain, explorer=args.explorer,
         explorer_port=args.explorer_port, learner_overrides=_overrides(args.learner_option),
     )
     results = run_experiment(settings)
