@@ -470,11 +470,12 @@ def _removed(view: View, event: object) -> View:
             return dataclasses.replace(view, voted=False, vote_block=None)
         return view
     if isinstance(event, WeightsProposed):
-        if event.epoch != view.epoch or view.proposal is None or view.proposal.digest != event.digest.lower():
-            return view
-        if view.proposal_deadline is None:  # from a snapshot: the proposal deadline is not known here
-            return dataclasses.replace(view, stale=True)
         mine = event.proposer == me
+        if event.epoch != view.epoch or view.proposal is None or view.proposal.digest != event.digest.lower():
+            # An older epoch's proposal of ours (taken back with the epochs after it): the chain counts one less.
+            return dataclasses.replace(view, my_proposals=view.my_proposals - 1) if mine else view
+        if view.proposal_deadline is None:  # from a snapshot: the proposal deadline is not known here
+            return dataclasses.replace(view, stale=True, my_proposals=view.my_proposals - (1 if mine else 0))
         return dataclasses.replace(
             view,
             proposal=None,

@@ -226,6 +226,17 @@ def test_a_removed_proposal_is_proposed_again_and_its_votes_forgotten() -> None:
     assert v.actions_due(view, 50) == [v.Propose(0, 100)]
 
 
+def test_a_removed_proposal_of_ours_from_an_earlier_epoch_is_no_longer_counted() -> None:
+    # Prepare: our proposal in epoch 0, accepted, epoch 1 started; a reorganisation takes all of it back
+    mine, accept, start = proposed(0), accepted(0), started(1)
+    view = feed(view_of(0), mine, accept, start)
+    assert view.my_proposals == 1
+    # Execute: newest first, as the cursor hands them over
+    view = feed(view, v.Removed(start), v.Removed(accept), v.Removed(mine))
+    # Assert: the learner's next proposal must continue from the chain's count, which no longer has it
+    assert view.my_proposals == 0 and view.stale
+
+
 def test_a_removed_accept_cancels_the_adoption_and_asks_the_chain() -> None:
     accept = accepted(0)
     view = feed(view_of(2), proposed(0), accept)
