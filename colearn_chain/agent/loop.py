@@ -6,9 +6,10 @@ Shape of the loop (why it is safe to kill and restart at any point):
   in ``(block, logIndex)`` order, each once, only once ``confirmations`` deep, and a :class:`~.view.Removed`
   for each event a reorganisation dropped (the view undoes it: a vanished proposal or vote is sent again).
   Each poll feeds all of them to the pure reducer before the agent acts, so an accept mined in the same
-  block as the next ``EpochStarted`` is adopted before the new proposer trains, exactly as the reference driver does it.
-  Every ``model_check_every`` polls (and whenever the view is stale: a gap, an unknown event) the agent
-  reads the chain's state at the last block it read and feeds it back, so a missed event is repaired.
+  block as the next ``EpochStarted`` is adopted before the new proposer trains, exactly as the reference
+  driver does it. Every ``model_check_every`` polls (and whenever the view is stale: a gap, an unknown
+  event) the agent reads the chain's state at the last block it read and feeds it back, so a missed event
+  is repaired.
 * **Actions come from** :func:`.view.actions_due`: adopt, propose, evaluate and vote, close. Each is sent
   through :func:`.send.send`, whose one table says whether a failure is a lost race, settled, worth a retry
   or fatal; the outcome goes back into the view.
