@@ -15,7 +15,7 @@ help:
 	@echo "make bench   print gas per call, seconds per epoch (beside Flower), store MB/s, explorer latency, learning table, attacks"
 	@echo "make bench-attacks  hostile members: voting against Flower's FedAvg, median and Krum (own venv)"
 
-# Everything: the demo's parts plus brownie, dev tools, Kubo, chromium and the solc entry.
+# Everything: the demo's parts plus brownie, dev tools, Kubo, geth, chromium and the solc entry.
 setup:
 	@bash tools/setup.sh test
 

@@ -1,8 +1,10 @@
 """Seconds per epoch on chain (Anvil + Kubo) against the in-memory driver, and what each agent costs.
 
 Run: python bench/epoch.py [--learners 3,10,25,50,100] [--epochs 6] [--agents-per-process K] [--block-time S]
+       [--chain anvil|ganache|geth]
 
-For each learner count a fresh Anvil chain is started (Kubo is shared), the toy learner consortium is
+For each learner count a fresh chain is started (--chain, Anvil by default; Kubo is shared), the toy
+learner consortium is
 deployed through the CLI and its agents are started: one `colearn-chain agent` process per learner
 (K = 1), or K agents per `colearn-chain agents` process. Epoch 0 absorbs the agents' start-up, so the
 clock runs from the moment the bench sees ``EpochStarted(1)`` until it sees ``EpochStarted(1 + epochs)``.
@@ -17,6 +19,12 @@ Beside it, for --flower-learners (default 3, 10, 25), the same toy learners as a
 .venv-bench, which `make bench-attacks` sets up: a SuperLink and one SuperNode per learner on loopback,
 FedAvg, --flower-rounds rounds; bench/flower_rounds.py) give Flower's seconds per round, measured in the
 same run. Prints a table and one JSON object keyed by learner count.
+
+Blocks per epoch (``blocks``): with slow blocks (``--block-time 12 --chain geth``, a real client sealing a
+block every 12 s, as Ethereum's mainnet does) what counts is blocks, not seconds. For each timed epoch it
+reports the blocks from one ``EpochStarted`` to the next, and the blocks from the proposal's block to the
+decision's block, both included: the proposer's training happens before its proposal, so 2 there means
+the proposal in one block and every vote (the last one decides) in the next.
 """
 
 from __future__ import annotations
@@ -40,10 +48,18 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))  # the consortium harnes
 
 from agent_harness import Consortium  # noqa: E402
 from colearn_chain import driver  # noqa: E402
-from colearn_chain.chain.events import EpochStarted, LogCursor  # noqa: E402
+from colearn_chain.chain.events import (  # noqa: E402
+    ChainEvent,
+    EpochSkipped,
+    EpochStarted,
+    LogCursor,
+    ProposalAccepted,
+    ProposalRejected,
+    WeightsProposed,
+)
 from colearn_chain.cli.calls import RPC_CALLS_FILE  # noqa: E402
 from colearn_chain.learners import make_learner  # noqa: E402
-from colearn_chain.services.anvil import AnvilNode  # noqa: E402
+from colearn_chain.services.chains import CHAINS, DEFAULT_CHAIN, chain_node  # noqa: E402
 from colearn_chain.services.kubo import KuboNode  # noqa: E402
 
 TOY: dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
@@ -142,6 +158,24 @@ def _rpc_calls(consortium: Consortium) -> tuple[float, dict[str, float], list[st
     return total, by_method, modes
 
 
+def blocks_per_epoch(events: list[ChainEvent], first: int, last: int) -> dict[str, Any]:
+    """Blocks each epoch ``first..last-1`` took: start to next start, and proposal to decision (both included)."""
+    started = {e.epoch: e.meta.block_number for e in events if isinstance(e, EpochStarted)}
+    proposed = {e.epoch: e.meta.block_number for e in events if isinstance(e, WeightsProposed)}
+    decided = {
+        e.epoch: e.meta.block_number
+        for e in events if isinstance(e, (ProposalAccepted, ProposalRejected, EpochSkipped))
+    }
+    per_epoch = [started[e + 1] - started[e] for e in range(first, last)]
+    after_training = [decided[e] - proposed[e] + 1 for e in range(first, last) if e in proposed]
+    return {
+        "start_to_start": per_epoch,
+        "proposal_to_decision": after_training,
+        "mean_start_to_start": round(sum(per_epoch) / len(per_epoch), 2),
+        "max_proposal_to_decision": max(after_training) if after_training else None,
+    }
+
+
 def _driver_seconds_per_epoch(n: int, epochs: int) -> tuple[float, list[bool]]:
     learners = [make_learner({**TOY, "n_learners": n}, i) for i in range(n)]
     started = time.perf_counter()
@@ -150,27 +184,30 @@ def _driver_seconds_per_epoch(n: int, epochs: int) -> tuple[float, list[bool]]:
 
 
 def bench_one(
-    n: int, epochs: int, kubo: KuboNode, workdir: Path, block_time: float | None, per_process: int
+    n: int, epochs: int, kubo: KuboNode, workdir: Path, block_time: float | None, per_process: int,
+    chain: str = DEFAULT_CHAIN,
 ) -> dict[str, Any]:
-    with AnvilNode(block_time=block_time) as anvil, _Sampler() as sampler:
+    with chain_node(chain, block_time=block_time) as node, _Sampler() as sampler:
         # Generous timeouts: 25 agent processes take a while to start on a small machine.
-        consortium = Consortium(anvil.url, workdir, kubo.url, TOY, n, proposal_timeout=300, voting_timeout=300).setup()
-        anvil_pid = {p.pid for p in _Sampler.tree() if "anvil" in p.name()}
+        consortium = Consortium(node.url, workdir, kubo.url, TOY, n, proposal_timeout=300, voting_timeout=300).setup()
+        chain_pid = {p.pid for p in _Sampler.tree() if chain in p.name()}
         cpu: dict[int, tuple[float, float]] = {}
 
         def on_epoch(epoch: int) -> None:
             if epoch in (1, 1 + epochs):
                 agent_pids = {a.proc.pid for a in consortium.agents if a.proc is not None}
-                cpu[epoch] = (_cpu_seconds(agent_pids), _cpu_seconds(anvil_pid))
+                cpu[epoch] = (_cpu_seconds(agent_pids), _cpu_seconds(chain_pid))
 
         try:
             consortium.start_all(until_epoch=1 + epochs, per_process=per_process)
-            seen = _watch_epochs(consortium, 1, 1 + epochs, timeout=900, on_epoch=on_epoch)
-            codes = consortium.wait(timeout=120)
+            seen = _watch_epochs(consortium, 1, 1 + epochs, timeout=900 + 4 * epochs * (block_time or 0),
+                                 on_epoch=on_epoch)
+            codes = consortium.wait(timeout=120 + 2 * (block_time or 0))
         finally:
             consortium.stop_all()
         on_chain = [kind == "accepted" for _, kind in consortium.decisions()]
         peak_rss = sampler.peak_rss
+        blocks = blocks_per_epoch(consortium.events(), 1, 1 + epochs)
     chain_s = (seen[1 + epochs] - seen[1]) / epochs
     driver_s, reference = _driver_seconds_per_epoch(n, 1 + epochs)
     calls, by_method, modes = _rpc_calls(consortium)
@@ -193,6 +230,7 @@ def bench_one(
         "accepted": sum(on_chain),
         "decisions_equal": on_chain == reference,
         "agents_exit_codes_ok": all(code == 0 for code in codes.values()),
+        "blocks": blocks,
     }
 
 
@@ -221,21 +259,25 @@ def main() -> int:
                         help="agents per process (default 25; 1: a `colearn-chain agent` process per learner)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs timed per count, after epoch 0 (default 6)")
     parser.add_argument(
-        "--block-time", type=float, default=None, help="Anvil block time in s (default: instant mining)"
+        "--block-time", type=float, default=None,
+        help="seconds between blocks (default: instant mining on anvil and ganache, 2 s on geth)",
     )
+    parser.add_argument("--chain", choices=CHAINS, default=DEFAULT_CHAIN,
+                        help=f"chain client the bench starts (default {DEFAULT_CHAIN})")
     args = parser.parse_args()
     counts = [int(c) for c in args.learners.split(",")]
     results: dict[str, Any] = {}
     with KuboNode() as kubo, tempfile.TemporaryDirectory(prefix="colearn-bench-") as tmp:
         for n in counts:
             results[str(n)] = bench_one(
-                n, args.epochs, kubo, Path(tmp) / f"n{n}", args.block_time, args.agents_per_process
+                n, args.epochs, kubo, Path(tmp) / f"n{n}", args.block_time, args.agents_per_process, args.chain
             )
             if str(n) in args.flower_learners.split(","):
                 results[str(n)]["flower"] = _flower(n, args.flower_rounds or 1 + args.epochs)
             print(_table({str(n): results[str(n)]}).splitlines()[-1], file=sys.stderr, flush=True)
     results["setup"] = {
         "learner": TOY,
+        "chain": args.chain,
         "block_time": args.block_time,
         "cpus": os.cpu_count(),
         "store": "kubo (private, offline)",

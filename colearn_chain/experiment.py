@@ -56,10 +56,10 @@ from .services import kubo_swarm, stop_processes
 from .services.anvil import (
     DEV_KEY,
     LOCAL_CHAIN_IDS,
-    AnvilNode,
     fund,
     fund_from_unlocked,
 )
+from .services.chains import chain_node
 from .store import KuboStore, LocalStore, WeightStore
 from .text import redact_url
 from .wallet import (
@@ -109,6 +109,8 @@ class ExperimentSettings:
     proposal_timeout: int = 120
     voting_timeout: int = 120
     block_time: float | None = None
+    #: the chain client a run starts when not given --rpc: "anvil", "ganache" or "geth"
+    chain: str = "anvil"
     explorer: bool = False
     explorer_port: int = 0
     #: agents run in one process (1: a process per learner; more: `colearn-chain agents` with that many)
@@ -163,8 +165,9 @@ def _chain(settings: ExperimentSettings) -> Iterator[str]:
     if settings.rpc:
         yield settings.rpc
         return
-    with AnvilNode(block_time=settings.block_time, log_path=settings.out / "anvil.log") as node:
-        log.info("started anvil on %s", node.url)
+    node = chain_node(settings.chain, block_time=settings.block_time, log_path=settings.out / f"{settings.chain}.log")
+    with node:
+        log.info("started %s on %s", node.name, node.url)
         yield node.url
 
 

@@ -6,6 +6,7 @@
 #   tools/setup.sh test   (the default; `make setup`, `make test`) all of the above, plus:
 #       .venv/          the `dev` extra: eth-brownie 1.22.2, pytest, hypothesis, ruff, mypy
 #       .tools/bin/ipfs Kubo, built from the Go module proxy (no binary downloads)
+#       .tools/bin/geth geth, the second chain client (`--chain geth`), built from the Go module proxy
 #       ~/.solcx        a `solc` entry for py-solc-x/brownie, served by tools/solc.js
 #       chromium        Debian's chromium and chromium-driver, for the explorer's browser tests (as root)
 # Idempotent: each step runs only when its inputs changed, so a second run takes a second.
@@ -19,6 +20,7 @@ stamp=.tools/stamps
 mkdir -p "$stamp" .tools/bin
 PYTHON=${PYTHON:-python3}
 KUBO_VERSION=v0.43.1
+GETH_VERSION=v1.17.10
 SOLC_VERSION=0.8.28
 started=$EPOCHREALTIME
 
@@ -59,6 +61,10 @@ if [ "$target" = test ]; then
   if ! .tools/bin/ipfs version 2>/dev/null | grep -q "${KUBO_VERSION#v}"; then
     step "Kubo $KUBO_VERSION from the Go module proxy (a few minutes, once)" \
       bash tools/build-kubo.sh "$KUBO_VERSION" "$root/.tools/bin/ipfs"
+  fi
+  if ! .tools/bin/geth version 2>/dev/null | grep -q "^Version: ${GETH_VERSION#v}-"; then
+    step "geth $GETH_VERSION from the Go module proxy (about 7 minutes, once)" \
+      bash tools/build-geth.sh "$GETH_VERSION" "$root/.tools/bin/geth"
   fi
 
   # The explorer's browser tests drive Debian's Chromium through its chromedriver (no browser download).

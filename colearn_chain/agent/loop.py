@@ -2,12 +2,14 @@
 
 Shape of the loop (why it is safe to kill and restart at any point):
 
-* **Knowledge comes from events, in chain order.** A :class:`LogCursor` yields the contract's events in
-  ``(block, logIndex)`` order, each once, only once ``confirmations`` deep. Each poll feeds all of them to
-  the pure reducer before the agent acts, so an accept mined in the same block as the next
-  ``EpochStarted`` is adopted before the new proposer trains, exactly as the reference driver does it.
-  Every ``model_check_every`` poll intervals (and whenever the view is stale: a gap, an unknown event) the agent
-  reads the chain's state at the last block it read and feeds it back, so a missed event is repaired.
+* **Knowledge comes from events, in chain order.** A :class:`ReorgAwareCursor` yields the contract's events
+  in ``(block, logIndex)`` order, each once, only once ``confirmations`` deep, and a :class:`~.view.Removed`
+  for each event a reorganisation dropped (the view undoes it: a vanished proposal or vote is sent again).
+  Each poll feeds all of them to the pure reducer before the agent acts, so an accept mined in the same
+  block as the next ``EpochStarted`` is adopted before the new proposer trains, exactly as the reference
+  driver does it. Every ``model_check_every`` poll intervals (and whenever the view is stale: a gap, an unknown
+  event) the agent reads the chain's state at the last block it read and feeds it back, so a missed event
+  is repaired.
 * **Actions come from** :func:`.view.actions_due`: adopt, propose, evaluate and vote, close. Each is sent
   through :func:`.send.send`, whose one table says whether a failure is a lost race, settled, worth a retry
   or fatal; the outcome goes back into the view.
@@ -59,6 +61,7 @@ from ..chain.events import (
     event_topic,
 )
 from ..chain.follow import ChainFollower
+from ..chain.reorg import ReorgAwareCursor
 from ..codec import DEFAULT_MAX_BLOB_BYTES, decode_weights, digest_hex, encode_weights
 from ..exceptions import (
     ChainUnavailable,
@@ -171,7 +174,7 @@ class Agent:
         self.params: ContractParams | None = None
         self.index = -1
         self.view: v.View | None = None
-        self.cursor: LogCursor | None = None
+        self.cursor: ReorgAwareCursor | None = None
         self.clock = ChainClock(client.pending_timestamp)
         self._warn = Throttled(log)
         self._jobs = Background(settings.max_fetches)
@@ -261,7 +264,7 @@ class Agent:
         self.view = v.initial_view(rules, snapshot, my_proposals=count)
         self.clock.read()
         follower = self.follower
-        self.cursor = LogCursor(
+        self.cursor = ReorgAwareCursor(
             self.client.w3, str(self.client.address), start_block=snapshot_block + 1,
             confirmations=self.settings.confirmations,
             head=follower.head if follower is not None else None,
@@ -280,7 +283,10 @@ class Agent:
         assert self.cursor is not None and self.view is not None
         for event in self.client.retrying("eth_getLogs", self.cursor.poll):
             log_event(event, self.me)
+            if isinstance(event, v.Removed):
+                self.client.transactions.forget_nonce()  # one of ours may have vanished with the block
             self._feed(event)
+        self._feed(v.ReadTo(self.cursor.next_block - 1))
         self._collect()
         if time.monotonic() >= self._next_check:
             # By the clock, not by steps: a new block wakes the loop, and blocks come with the learners.
@@ -558,7 +564,7 @@ class Agent:
             log.info("epoch %d: voted %s (fixed score %d) tx %s gas %d", action.epoch,
                      "approve" if judgement.approve else "reject", judgement.score, sent.tx.tx_hash, sent.tx.gas_used)
         if sent.outcome.done:
-            self._feed(v.VoteSettled(action.epoch))
+            self._feed(v.VoteSettled(action.epoch, sent.tx.block if sent.tx is not None else None))
 
     def _propose(self, action: v.Propose) -> None:
         assert self.view is not None
@@ -574,6 +580,8 @@ class Agent:
                 return
             try:
                 with self._learner_lock:
+                    # The learner counts the proposals the chain recorded: one a reorganisation took back is not.
+                    self.learner.restore_proposal_count(self.view.my_proposals)
                     weights = self.learner.propose_weights()
             except LearnerContractError as error:
                 log.error("epoch %d: not proposing, our learner broke the learner interface: %s", action.epoch, error)
@@ -601,7 +609,7 @@ class Agent:
             with self._learner_lock:  # not recorded, so not counted on chain: keep the learner in step
                 self.learner.restore_proposal_count(own.count_before)
         if sent.outcome.done:
-            self._feed(v.ProposalSettled(action.epoch))
+            self._feed(v.ProposalSettled(action.epoch, sent.tx.block if sent.tx is not None else None))
 
     def _close(self, action: v.Close) -> None:
         """Close the epoch (anyone may; first one wins). A keeper after the first checks it is still open."""

@@ -28,6 +28,7 @@ from ..chain.events import (
     VoteCast,
     WeightsProposed,
 )
+from ..chain.reorg import Removed
 from ..typing import Cid, HexDigest
 from .voter import INVALID_PROPOSAL_SCORE
 
@@ -47,6 +48,7 @@ __all__ = [
     "Proposal",
     "ProposalSettled",
     "Propose",
+    "ReadTo",
     "Removed",
     "Resync",
     "Rules",
@@ -145,6 +147,10 @@ class View:
     proposed: bool = False
     #: our vote for this epoch is recorded (or the chain refused it for good)
     voted: bool = False
+    #: the block our proposal / vote transaction was mined in, until its event is read (None: nothing awaited).
+    #: A block read without that event lost it to a reorganisation: the action is due again.
+    proposal_block: int | None = None
+    vote_block: int | None = None
     judgement: Judgement | None = None
     #: why the last fetch of the proposal failed (it is asked for again until the give-up time)
     fetch_error: str | None = None
@@ -185,24 +191,28 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class Removed:
-    """An event the chain no longer holds (a log with ``removed=True`` after a reorganisation)."""
-
-    event: object
-
-
-@dataclass(frozen=True)
 class ProposalSettled:
-    """Our proposal for ``epoch`` was sent, refused for good, or given up: do not propose again."""
+    """Our proposal for ``epoch`` was sent (mined in ``block``), refused for good, or given up: do not propose
+    again, unless ``block`` is read without it."""
 
     epoch: int
+    block: int | None = None
 
 
 @dataclass(frozen=True)
 class VoteSettled:
-    """Our vote for ``epoch`` was sent or refused for good: do not vote again."""
+    """Our vote for ``epoch`` was sent (mined in ``block``) or refused for good: do not vote again, unless
+    ``block`` is read without it."""
 
     epoch: int
+    block: int | None = None
+
+
+@dataclass(frozen=True)
+class ReadTo:
+    """Every block up to ``block`` has been read (at the agent's confirmation depth) and its events fed."""
+
+    block: int
 
 
 @dataclass(frozen=True)
@@ -364,11 +374,12 @@ def reduce(view: View, event: object) -> View:
             view,
             proposal=Proposal(event.proposer, event.digest.lower(), event.cid, event.voting_deadline),
             proposed=view.proposed or mine,
+            proposal_block=None,
             my_proposals=view.my_proposals + (1 if mine else 0),
         )
     if isinstance(event, VoteCast):
         if event.voter == me and event.epoch == view.epoch:
-            return dataclasses.replace(view, voted=True)
+            return dataclasses.replace(view, voted=True, vote_block=None)
         return view
     if isinstance(event, (ProposalAccepted, ProposalRejected, EpochSkipped)):
         if isinstance(event, ProposalAccepted) and event.epoch + 1 > _newest_known(view):
@@ -388,9 +399,14 @@ def reduce(view: View, event: object) -> View:
     if isinstance(event, Snapshot):
         return _snapshot(view, event)
     if isinstance(event, ProposalSettled):
-        return dataclasses.replace(view, proposed=True) if event.epoch == view.epoch else view
+        if event.epoch != view.epoch:
+            return view
+        awaited = event.block if view.proposal is None else None
+        return dataclasses.replace(view, proposed=True, proposal_block=awaited)
     if isinstance(event, VoteSettled):
-        return dataclasses.replace(view, voted=True) if event.epoch == view.epoch else view
+        return dataclasses.replace(view, voted=True, vote_block=event.block) if event.epoch == view.epoch else view
+    if isinstance(event, ReadTo):
+        return _vanished(view, event.block)
     if isinstance(event, CloseTried):
         return dataclasses.replace(view, close_tried_at=event.at) if event.epoch == view.epoch else view
     if isinstance(event, Judged):
@@ -435,24 +451,38 @@ def _next_epoch(view: View, epoch: int, proposer: str, proposal_deadline: int) -
     )
 
 
+def _vanished(view: View, read_to: int) -> View:
+    """Our proposal or vote whose block was read without its event was dropped by a reorganisation: due again."""
+    if view.outcome is not None:
+        return view
+    if view.proposal_block is not None and read_to >= view.proposal_block and view.proposal is None:
+        view = dataclasses.replace(view, proposed=False, proposal_block=None)
+    if view.vote_block is not None and read_to >= view.vote_block:
+        view = dataclasses.replace(view, voted=False, vote_block=None)
+    return view
+
+
 def _removed(view: View, event: object) -> View:
     """Undo ``event``: what it recorded is not recorded any more (a reorganisation dropped it)."""
     me = view.rules.me
     if isinstance(event, VoteCast):
         if event.voter == me and event.epoch == view.epoch:
-            return dataclasses.replace(view, voted=False)
+            return dataclasses.replace(view, voted=False, vote_block=None)
         return view
     if isinstance(event, WeightsProposed):
-        if event.epoch != view.epoch or view.proposal is None or view.proposal.digest != event.digest.lower():
-            return view
-        if view.proposal_deadline is None:  # from a snapshot: the proposal deadline is not known here
-            return dataclasses.replace(view, stale=True)
         mine = event.proposer == me
+        if event.epoch != view.epoch or view.proposal is None or view.proposal.digest != event.digest.lower():
+            # An older epoch's proposal of ours (taken back with the epochs after it): the chain counts one less.
+            return dataclasses.replace(view, my_proposals=view.my_proposals - 1) if mine else view
+        if view.proposal_deadline is None:  # from a snapshot: the proposal deadline is not known here
+            return dataclasses.replace(view, stale=True, my_proposals=view.my_proposals - (1 if mine else 0))
         return dataclasses.replace(
             view,
             proposal=None,
             proposed=False if mine else view.proposed,
+            proposal_block=None,
             voted=False,
+            vote_block=None,
             judgement=None,
             fetch_error=None,
             fetched=False,

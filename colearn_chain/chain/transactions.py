@@ -50,6 +50,10 @@ DEFAULT_GAS_EXTRA: Final[int] = 60_000
 DEFAULT_RECEIPT_TIMEOUT: Final[float] = 120.0
 DEFAULT_RECEIPT_POLL: Final[float] = 0.05
 DEFAULT_REPLACEMENTS: Final[int] = 3
+#: Seconds between two checks, while waiting for a receipt, that no vanished nonce holds the transaction back.
+GAP_CHECK_SECONDS: Final[float] = 1.0
+#: What a receipt wait returns when the node has forgotten the transaction (a reorganisation dropped it).
+_VANISHED: Final[object] = object()
 
 #: Node messages (lower case) that mean "this nonce is not the next one", so we resync and re-sign.
 _NONCE_HINTS: Final[tuple[str, ...]] = (
@@ -107,6 +111,15 @@ class TransactionSender:
     def sender(self) -> str:
         """The checksummed address that signs the transactions."""
         return str(self.account.address)
+
+    def forget_nonce(self) -> None:
+        """Ask the node for the next nonce before the next send: a reorganisation may have dropped one of ours.
+
+        A node that replays a dropped block's transactions keeps our count; one that drops them (a dev chain's
+        reorg) moves it back, and a transaction signed with the old count would wait forever behind the gap.
+        """
+        self._nonce = None
+        self._stuck = None
 
     def chain_id(self) -> int:
         if self._chain_id is None:
@@ -181,11 +194,15 @@ class TransactionSender:
 
     def _next_nonce(self) -> int:
         if self._nonce is None:
-            address = self.account.address
-            self._nonce = int(
-                self.retrying("eth_getTransactionCount", lambda: self.w3.eth.get_transaction_count(address, "pending"))
-            )
+            self._nonce = self._pending_count()
         return self._nonce
+
+    def _pending_count(self) -> int:
+        """The node's count of our transactions, pending ones included (the next nonce it would take)."""
+        address = self.account.address
+        return int(
+            self.retrying("eth_getTransactionCount", lambda: self.w3.eth.get_transaction_count(address, "pending"))
+        )
 
     def _known(self, tx_hash: HexBytes) -> bool:
         """Whether the node knows ``tx_hash`` (pending or mined): a retried send that had in fact arrived."""
@@ -242,8 +259,9 @@ class TransactionSender:
         next one would queue behind it. Replacing it (same nonce, fees raised by >= 12.5%) unblocks it.
         """
         for replacement in range(self.replacements + 1):
-            receipt = self._wait_for_receipt(what, hashes)
-            if receipt is not None:
+            receipt = self._wait_for_receipt(what, hashes, nonce=nonce)
+            vanished = receipt is _VANISHED
+            if receipt is not None and not vanished:
                 if self._stuck is not None and self._stuck[0] == nonce:
                     self._stuck = None
                 return receipt
@@ -252,8 +270,12 @@ class TransactionSender:
             fresh_max_fee, fresh_tip = self._fees(nonce)
             tip = max(fresh_tip, bump_fee(tip))
             max_fee = max(fresh_max_fee, bump_fee(max_fee), tip)
-            log.warning("%s: %s not mined within %.0f s; replacing it (nonce %d) with tip %d, max fee %d wei",
-                        what, as_hex(hashes[-1]), self.receipt_timeout, nonce, tip, max_fee)
+            if vanished:
+                log.warning("%s: %s vanished from the node (a reorganisation dropped it?); sending it again (nonce %d) "
+                            "with tip %d, max fee %d wei", what, as_hex(hashes[-1]), nonce, tip, max_fee)
+            else:
+                log.warning("%s: %s not mined within %.0f s; replacing it (nonce %d) with tip %d, max fee %d wei",
+                            what, as_hex(hashes[-1]), self.receipt_timeout, nonce, tip, max_fee)
             try:
                 status, tx_hash = self._send(what, tx, nonce=nonce, gas=gas, max_fee=max_fee, tip=tip)
             except ChainUnavailable:
@@ -275,18 +297,52 @@ class TransactionSender:
             f"{self.replacements} replacements with higher fees (last {as_hex(hashes[-1])})"
         )
 
-    def _wait_for_receipt(self, what: str, hashes: Sequence[HexBytes], *, timeout: float | None = None) -> Any:
-        """The receipt of the first of ``hashes`` found mined within ``timeout`` seconds, else None."""
-        deadline = time.monotonic() + (self.receipt_timeout if timeout is None else timeout)
+    def _wait_for_receipt(
+        self, what: str, hashes: Sequence[HexBytes], *, timeout: float | None = None, nonce: int | None = None
+    ) -> Any:
+        """The receipt of the first of ``hashes`` found mined within ``timeout`` seconds, else None.
+
+        With ``nonce``, every :data:`GAP_CHECK_SECONDS` it also checks that no gap below that nonce holds it back,
+        and returns :data:`_VANISHED` when the node no longer knows any of ``hashes`` (dropped by a reorganisation).
+        """
+        now = time.monotonic()
+        deadline = now + (self.receipt_timeout if timeout is None else timeout)
+        gap_check = now + GAP_CHECK_SECONDS
         while True:
             for tx_hash in hashes:
                 try:
                     return self._receipt(what, tx_hash)
                 except TransactionNotFound:
                     pass
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 return None
+            if nonce is not None and now >= gap_check:
+                gap_check = now + GAP_CHECK_SECONDS
+                if self._fill_gap(what, nonce) and not any(self._known(h) for h in hashes):
+                    return _VANISHED
             time.sleep(self.receipt_poll)
+
+    def _fill_gap(self, what: str, nonce: int) -> bool:
+        """Fill the nonces below ``nonce`` that the node no longer counts, with empty transfers to ourselves.
+
+        Why: a reorganisation that drops a mined transaction of ours (a node that does not replay the dropped
+        block's transactions) moves our count back, and a transaction signed after it waits behind the gap
+        forever. Whatever the dropped transaction did, the agent sends again when its event comes back as
+        removed; this only lets the waiting one through. Returns whether the node counts ``nonce`` itself as
+        unused (then the transaction holding it may have vanished too).
+        """
+        address = self.account.address
+        counted = self._pending_count()
+        if counted >= nonce:
+            return counted == nonce
+        log.warning("%s: nonces %d..%d of %s vanished (a reorganisation?); filling them with empty transfers so "
+                    "nonce %d can be mined", what, counted, nonce - 1, address, nonce)
+        max_fee, tip = self._fees(counted)
+        for gap in range(counted, nonce):
+            self._send(f"{what} gap filler", {"to": address, "value": 0, "data": "0x"}, nonce=gap, gas=21_000,
+                       max_fee=max_fee, tip=tip)
+        return True
 
     def _receipt(self, what: str, tx_hash: HexBytes) -> Any:
         return self.retrying(f"{what} receipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))

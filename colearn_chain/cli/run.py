@@ -10,16 +10,19 @@ from ..experiment import ENV_FUNDER_KEY, ENV_LEARNER_KEYS, ExperimentError, Expe
 from ..learners import NUMPY_DEFAULTS, make_learner
 from ..learners.data import DATASETS, SPLITS
 from ..learners.registry import parse_learner_options
+from ..services.chains import CHAINS
+from ..services.geth import DEFAULT_PERIOD
 from ..wallet import ENV_KEYSTORE_PASSWORD
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION = f"""\
-Run a collective-learning experiment on chain: start a local chain (Anvil) unless --rpc is given, use the
-embedded weight store (a content-addressed folder with IPFS-identical CIDs) unless --ipfs is given,
-make a wallet per learner, deploy the contract with the learners' shared initial model, run one agent
-process per learner, and show each epoch as it closes (proposer, outcome, the vote grid: + approve,
-- reject, . missing, and the proposal's mean score on the voters' local test splits).
+Run a collective-learning experiment on chain: start a local chain (--chain: Anvil by default, Ganache
+or geth's dev mode) unless --rpc is given, use the embedded weight store (a content-addressed folder with
+IPFS-identical CIDs) unless --ipfs is given, make a wallet per learner, deploy the contract with the
+learners' shared initial model, run one agent process per learner, and show each epoch as it closes
+(proposer, outcome, the vote grid: + approve, - reject, . missing, and the proposal's mean score on
+the voters' local test splits).
 
 Then it compares the shared model with baselines computed in the same run: each learner alone with
 the same local budget (solo), one learner on the pooled data (centralized), and the in-memory
@@ -37,7 +40,7 @@ Agents get the RPC URL and their key or password through their environment, neve
 
 On an existing chain (--rpc) the learners need funded keys: ${ENV_LEARNER_KEYS} (comma-separated
 private keys), or ${ENV_FUNDER_KEY} (a funded key that pays 10 ETH to each new learner wallet); a
-development chain with unlocked accounts (Anvil, Ganache) funds them itself.
+development chain with unlocked accounts (Anvil, Ganache, geth --dev) funds them itself.
 """
 
 
@@ -93,7 +96,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     c.add_argument("--voting-timeout", type=int, default=defaults.voting_timeout, metavar="S",
                    help=f"seconds voters have before anyone may close the epoch (default {defaults.voting_timeout})")
     i = p.add_argument_group("infrastructure")
-    i.add_argument("--rpc", metavar="URL", help="use this chain (Ganache, a testnet) instead of starting Anvil")
+    i.add_argument("--rpc", metavar="URL", help="use this chain (a testnet, a node you run) instead of starting one")
+    i.add_argument("--chain", choices=CHAINS, default=defaults.chain,
+                   help="the local chain to start when no --rpc is given: anvil, ganache (both mine each "
+                        "transaction at once unless --block-time), or geth's dev mode (a block every "
+                        f"{DEFAULT_PERIOD} s unless --block-time) (default {defaults.chain})")
     i.add_argument("--ipfs", metavar="API",
                    help="use this Kubo API (e.g. http://127.0.0.1:5001) instead of the embedded store")
     i.add_argument("--ipfs-topology", choices=("shared", "per-agent"), default=defaults.ipfs_topology,
@@ -101,7 +108,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "node per learner, peered with the others only, so weights move between them by bitswap "
                         f"(default {defaults.ipfs_topology})")
     i.add_argument("--block-time", type=float, metavar="S",
-                   help="started Anvil mines a block every S seconds (default: per transaction)")
+                   help="the started chain makes a block every S seconds (default: per transaction on anvil "
+                        f"and ganache, {DEFAULT_PERIOD} s on geth, which takes whole seconds only)")
     i.add_argument("--agents-per-process", type=int, default=defaults.agents_per_process, metavar="K",
                    help="run K agents in one process (`colearn-chain agents`), each with its own key, transactions, "
                         "state directory and log, for simulations of many learners on few cores "
@@ -120,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
             split=args.split, alpha=args.alpha, data=args.data, label_column=args.label_column,
             threshold=args.threshold, colearn_variant=args.colearn_variant,
             seed=args.seed, rpc=args.rpc, ipfs=args.ipfs, out=args.out, proposal_timeout=args.proposal_timeout,
-            voting_timeout=args.voting_timeout, block_time=args.block_time, explorer=args.explorer,
+            voting_timeout=args.voting_timeout, block_time=args.block_time, chain=args.chain, explorer=args.explorer,
             explorer_port=args.explorer_port, learner_overrides=parse_learner_options(args.learner_option),
             agents_per_process=args.agents_per_process, ipfs_topology=args.ipfs_topology,
         )

@@ -145,9 +145,13 @@ class AnvilNode:
                 return self
             if not self._auto_port:
                 break
-            self.port = free_port()
+            self._pick_ports()
             log.info("%s lost its port to another process; trying port %d", self.name, self.port)
         raise ServiceError(f"{self.name} exited with code {self._exit_code()}: {' '.join(self.command())}")
+
+    def _pick_ports(self) -> None:
+        """Pick new free ports after losing one (a chain with more than one port picks them all again)."""
+        self.port = free_port()
 
     def _launch(self) -> bool:
         """Start the chain; True once it answers and is still alive, False if it exited (port taken)."""

@@ -19,6 +19,7 @@ from agent_harness import Consortium, same_weights
 from colearn_chain.cli.calls import RPC_CALLS_FILE
 from colearn_chain.driver import EpochResult
 from colearn_chain.services.anvil import AnvilNode
+from colearn_chain.services.geth import GethNode
 from colearn_chain.services.kubo import KuboNode
 from rpc_proxy import RpcProxy
 
@@ -124,6 +125,21 @@ def test_agents_decide_as_the_reference_driver_with_interval_mining(
     with AnvilNode(block_time=1) as anvil:
         _run_and_compare(
             anvil.url, tmp_path, kubo_node.url, n=3, proposer_votes=True, epochs=4,
+            extra=("--confirmations", str(confirmations)), timeout=240,
+        )
+
+
+@pytest.mark.parametrize(
+    ("n", "proposer_votes", "epochs", "confirmations"),
+    [(3, True, EPOCHS, 0), (5, False, EPOCHS, 2)],
+    ids=["seed-rule-3-learners", "colearn-variant-5-learners-confirmations-2"],
+)
+def test_agents_decide_as_the_reference_driver_on_geth(
+    kubo_node: KuboNode, tmp_path: Path, n: int, proposer_votes: bool, epochs: int, confirmations: int
+) -> None:
+    with GethNode(block_time=1) as geth:
+        _run_and_compare(
+            geth.url, tmp_path, kubo_node.url, n=n, proposer_votes=proposer_votes, epochs=epochs,
             extra=("--confirmations", str(confirmations)), timeout=240,
         )
 

@@ -18,6 +18,7 @@ from web3 import Web3
 from colearn_chain.chain.events import LogCursor, ProposalAccepted, ProposalRejected, VoteCast, WeightsProposed
 from colearn_chain.experiment import ExperimentSettings, run_experiment
 from colearn_chain.services.anvil import AnvilNode, GanacheNode
+from colearn_chain.services.geth import GethNode
 from colearn_chain.services.kubo import KuboNode
 from colearn_chain.store import KuboStore
 
@@ -92,6 +93,18 @@ def test_run_on_ganache(tmp_path: Path) -> None:
     assert_results_match_chain(results, chain, 4)
 
 
+def test_run_on_geth(tmp_path: Path) -> None:
+    # Prepare: geth's dev mode sealing a block every second, as a real chain does (no mining per transaction)
+    with GethNode(block_time=1) as node:
+        settings = ExperimentSettings(learners=3, epochs=4, kind="toy", out=tmp_path / "out", rpc=node.url)
+        # Execute
+        results = run_experiment(settings)
+        chain = chain_record(node.url, results)
+    # Assert
+    assert results["chain"]["chain_id"] == 1337
+    assert_results_match_chain(results, chain, 4)
+
+
 def test_run_with_existing_chain_and_kubo(tmp_path: Path, kubo_node: KuboNode) -> None:
     # Prepare
     with AnvilNode() as node:
@@ -117,19 +130,22 @@ def test_cli_run_help_names_every_option() -> None:
     # Assert
     for option in ("--learners", "--epochs", "--learner", "--learner-option",
                    "--dataset", "--model", "--split", "--alpha", "--threshold",
-                   "--colearn-variant", "--seed", "--rpc", "--ipfs", "--out", "--explorer"):
+                   "--colearn-variant", "--seed", "--rpc", "--chain", "--ipfs", "--ipfs-topology",
+                   "--agents-per-process", "--out", "--explorer"):
         assert option in out
 
 
-def test_run_starts_and_stops_its_own_chain(tmp_path: Path) -> None:
-    # Execute: no --rpc, no --ipfs: the run starts Anvil and uses the embedded store
-    results = run_experiment(ExperimentSettings(learners=2, epochs=2, kind="toy", out=tmp_path / "out"))
+@pytest.mark.parametrize("chain", ["anvil", "geth"])
+def test_run_starts_and_stops_its_own_chain(tmp_path: Path, chain: str) -> None:
+    # Execute: no --rpc, no --ipfs: the run starts the chain (--chain) and uses the embedded store
+    results = run_experiment(ExperimentSettings(learners=2, epochs=2, kind="toy", out=tmp_path / "out", chain=chain))
     # Assert
     assert results["chain"]["started_by_run"] is True
+    assert (tmp_path / "out" / f"{chain}.log").exists()
     assert results["baselines"]["reference"]["decisions_match"]
     assert any((tmp_path / "out" / "store").iterdir())
     assert not Web3(Web3.HTTPProvider(results["chain"]["rpc"], request_kwargs={"timeout": 2})).is_connected(), (
-        "the run left its anvil running"
+        f"the run left its {chain} running"
     )
 
 

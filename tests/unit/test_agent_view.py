@@ -226,6 +226,17 @@ def test_a_removed_proposal_is_proposed_again_and_its_votes_forgotten() -> None:
     assert v.actions_due(view, 50) == [v.Propose(0, 100)]
 
 
+def test_a_removed_proposal_of_ours_from_an_earlier_epoch_is_no_longer_counted() -> None:
+    # Prepare: our proposal in epoch 0, accepted, epoch 1 started; a reorganisation takes all of it back
+    mine, accept, start = proposed(0), accepted(0), started(1)
+    view = feed(view_of(0), mine, accept, start)
+    assert view.my_proposals == 1
+    # Execute: newest first, as the cursor hands them over
+    view = feed(view, v.Removed(start), v.Removed(accept), v.Removed(mine))
+    # Assert: the learner's next proposal must continue from the chain's count, which no longer has it
+    assert view.my_proposals == 0 and view.stale
+
+
 def test_a_removed_accept_cancels_the_adoption_and_asks_the_chain() -> None:
     accept = accepted(0)
     view = feed(view_of(2), proposed(0), accept)
@@ -239,6 +250,33 @@ def test_a_removed_epoch_start_asks_the_chain() -> None:
     view = feed(view_of(1), proposed(0), rejected(0), start)
     assert v.reduce(view, v.Removed(start)).stale
     assert not v.reduce(view, v.Removed(started(0))).stale
+
+
+def test_our_proposal_whose_block_is_read_without_it_vanished_and_is_proposed_again() -> None:
+    # Prepare: our proposal mined in block 7; a confirming agent has not read that deep yet
+    view = feed(view_of(0), v.ProposalSettled(0, block=7), v.ReadTo(6))
+    assert view.proposed and v.actions_due(view, 50) == []
+    # Execute: block 7 read, and no WeightsProposed of ours in it (a reorganisation dropped it)
+    vanished = v.reduce(view, v.ReadTo(7))
+    # Assert
+    assert v.actions_due(vanished, 50) == [v.Propose(0, 100)]
+    seen = feed(view, proposed(0), v.ReadTo(7))  # the event came: nothing is due again
+    assert seen.proposed and seen.proposal_block is None and v.actions_due(seen, 50) != [v.Propose(0, 100)]
+    refused = feed(view_of(0), v.ProposalSettled(0), v.ReadTo(1_000))  # settled without a transaction
+    assert refused.proposed
+
+
+def test_our_vote_whose_block_is_read_without_it_vanished_and_is_voted_again() -> None:
+    # Prepare
+    view = feed(view_of(1), proposed(0), v.Judged(0, judgement(0)), v.VoteSettled(0, block=9), v.ReadTo(8))
+    assert v.actions_due(view, 150) == []
+    # Execute
+    vanished = v.reduce(view, v.ReadTo(9))
+    seen = feed(view, vote(0, LEARNERS[1]), v.ReadTo(9))
+    # Assert
+    assert v.actions_due(vanished, 150) == [v.Vote(0, "Qm0", judgement(0))]
+    assert seen.voted and v.actions_due(seen, 150) == []
+    assert feed(view, rejected(0), v.ReadTo(9)).voted  # the epoch is over: nothing to send again
 
 
 # ───────────────────────────────────────────── snapshots (restart, repair)

@@ -1,0 +1,131 @@
+"""A log cursor that notices reorganisations: events of blocks the chain dropped come back as :class:`Removed`.
+
+Why: :class:`~.events.LogCursor` reads each block once, so an event in a block that a reorganisation
+later drops would stay in its reader's view forever, and a transaction that vanished with it would
+never be sent again. This cursor remembers the hash of every block it delivered events from and of the
+last block of each range it read, for the last ``window`` blocks. Before each read it asks the node
+for the newest remembered block: if its hash changed, it walks back to the newest block whose hash
+still matches (the fork point), hands over a :class:`Removed` for every event it had delivered after
+it (newest first, so undoing them is undoing a stack), and reads on from the fork point, so the
+events of the chain's new blocks follow in the same poll.
+
+A reorganisation reaching below the oldest remembered block takes back every remembered event and reads
+on from that block; events older than the window cannot be taken back, so a reader must then ask the
+chain for its state (the agent resyncs whenever an undone event leaves its view unsure).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from web3 import Web3
+from web3.exceptions import BlockNotFound
+
+from .events import ChainEvent, LogCursor, TopicFilter, as_hex
+
+__all__ = ["DEFAULT_REORG_WINDOW", "Removed", "ReorgAwareCursor"]
+
+log = logging.getLogger(__name__)
+
+#: Blocks whose hashes are remembered: deeper than any reorganisation a proof-of-stake chain has had.
+DEFAULT_REORG_WINDOW: Final[int] = 64
+
+
+@dataclass(frozen=True)
+class Removed:
+    """An event the chain no longer holds: its block was dropped by a reorganisation."""
+
+    event: ChainEvent
+
+
+class ReorgAwareCursor:
+    """A :class:`LogCursor` (same arguments) whose :meth:`poll` also reports events that vanished."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        address: str,
+        *,
+        start_block: int,
+        confirmations: int = 0,
+        topics: TopicFilter | None = None,
+        window: int = DEFAULT_REORG_WINDOW,
+        head: Callable[[], int] | None = None,
+        get_logs: Callable[[Any], Sequence[Any]] | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.inner = LogCursor(w3, address, start_block=start_block, confirmations=confirmations, topics=topics,
+                               head=head, get_logs=get_logs)
+        self.window = window
+        #: block number -> (its hash when read, the events delivered from it)
+        self._blocks: dict[int, tuple[str, list[ChainEvent]]] = {}
+
+    @property
+    def next_block(self) -> int:
+        """The first block not read yet."""
+        return self.inner.next_block
+
+    @property
+    def confirmations(self) -> int:
+        return self.inner.confirmations
+
+    def poll(self) -> list[ChainEvent | Removed]:
+        """Removed events of dropped blocks (newest first), then the new blocks' events in chain order."""
+        out: list[ChainEvent | Removed] = list(self._undo_reorg())
+        before = self.inner.next_block
+        events = self.inner.poll()
+        out.extend(events)
+        last = self.inner.next_block - 1
+        if last >= before:
+            self._remember(events, last)
+        return out
+
+    def _hash_of(self, number: int) -> str | None:
+        """The hash of block ``number`` now, None when the chain has no such block (it got shorter)."""
+        try:
+            block = self.w3.eth.get_block(number)
+        except BlockNotFound:
+            return None
+        return as_hex(block["hash"]) if block is not None and block.get("hash") is not None else None
+
+    def _remember(self, events: list[ChainEvent], last: int) -> None:
+        for event in events:
+            _, delivered = self._blocks.setdefault(event.meta.block_number, (event.meta.block_hash, []))
+            delivered.append(event)
+        if last not in self._blocks:
+            last_hash = self._hash_of(last)
+            if last_hash is not None:
+                self._blocks[last] = (last_hash, [])
+        for number in [n for n in self._blocks if n <= last - self.window]:
+            del self._blocks[number]
+
+    def _undo_reorg(self) -> list[Removed]:
+        """If the newest remembered block changed, rewind to the fork point and return what it removed."""
+        if not self._blocks:
+            return []
+        numbers = sorted(self._blocks, reverse=True)
+        if self._hash_of(numbers[0]) == self._blocks[numbers[0]][0]:
+            return []
+        fork = _fork_point(numbers, lambda n: self._hash_of(n) == self._blocks[n][0])
+        if fork is None:
+            fork = numbers[-1] - 1
+            log.warning("a reorganisation reaches below block %d, the oldest this reader remembers (at most %d): "
+                        "every event read since is taken back", numbers[-1], self.window)
+        removed = [Removed(e) for n in numbers if n > fork for e in reversed(self._blocks[n][1])]
+        for number in [n for n in numbers if n > fork]:
+            del self._blocks[number]
+        log.warning("a reorganisation replaced blocks %d..%d: %d event(s) taken back, reading the new blocks",
+                    fork + 1, numbers[0], len(removed))
+        self.inner.next_block = min(self.inner.next_block, fork + 1)
+        return removed
+
+
+def _fork_point(numbers_newest_first: list[int], unchanged: Callable[[int], bool]) -> int | None:
+    """The newest remembered block still on the chain (its ancestors are then too), or None."""
+    for number in numbers_newest_first:
+        if unchanged(number):
+            return number
+    return None

@@ -1,0 +1,30 @@
+"""The local chains a run can start for itself, by name: one table for the CLI and the experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from .anvil import AnvilNode, GanacheNode
+from .geth import DEFAULT_PERIOD, GethNode
+
+__all__ = ["CHAINS", "DEFAULT_CHAIN", "chain_node"]
+
+#: Chain clients `colearn-chain run --chain` can start: Anvil (the default), Ganache, geth's dev mode.
+CHAINS: Final[tuple[str, ...]] = ("anvil", "ganache", "geth")
+DEFAULT_CHAIN: Final[str] = "anvil"
+
+
+def chain_node(kind: str, *, block_time: float | None = None, log_path: Path | None = None) -> AnvilNode:
+    """A local chain of ``kind``, not started yet (use it as a context manager).
+
+    ``block_time`` None: Anvil and Ganache mine each transaction at once; geth seals a block every
+    :data:`~.geth.DEFAULT_PERIOD` seconds, as a real chain would.
+    """
+    if kind == "anvil":
+        return AnvilNode(block_time=block_time, log_path=log_path)
+    if kind == "ganache":
+        return GanacheNode(block_time=block_time, log_path=log_path)
+    if kind == "geth":
+        return GethNode(block_time=DEFAULT_PERIOD if block_time is None else block_time, log_path=log_path)
+    raise ValueError(f"unknown chain {kind!r}: choose one of {', '.join(CHAINS)}")
