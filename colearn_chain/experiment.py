@@ -67,6 +67,8 @@ from .wallet import (
     ENV_KEYSTORE_PASSWORD,
     ENV_PRIVATE_KEY,
     ENV_PRIVATE_KEYS,
+    WalletError,
+    accounts_from_keys,
     keystore_password,
     new_keystore,
 )
@@ -226,17 +228,13 @@ def _user_keys(n: int) -> list[LocalAccount] | None:
     given = os.environ.get(ENV_LEARNER_KEYS)
     if not given:
         return None
-    keys = [k.strip() for k in given.split(",") if k.strip()]
-    if len(keys) < n:
-        raise ExperimentError(f"${ENV_LEARNER_KEYS} holds {len(keys)} keys; {n} learners need {n}")
-    accounts = []
-    for i, key in enumerate(keys[:n]):
-        try:
-            accounts.append(Account.from_key(key))
-        except (ValueError, TypeError):
-            # eth-keys may quote the input in its message: never pass it on.
-            raise ExperimentError(f"key {i} in ${ENV_LEARNER_KEYS} is not a valid private key") from None
-    return accounts
+    try:
+        accounts = accounts_from_keys(given, ENV_LEARNER_KEYS)
+    except WalletError as error:
+        raise ExperimentError(str(error)) from None
+    if len(accounts) < n:
+        raise ExperimentError(f"${ENV_LEARNER_KEYS} holds {len(accounts)} keys; {n} learners need {n}")
+    return accounts[:n]
 
 
 def _on_dev_chain(settings: ExperimentSettings, rpc_url: str) -> bool:

@@ -30,6 +30,7 @@ __all__ = [
     "ENV_PRIVATE_KEY",
     "ENV_PRIVATE_KEYS",
     "WalletError",
+    "accounts_from_keys",
     "create_keystore",
     "keystore_password",
     "load_account",
@@ -137,3 +138,18 @@ def load_account(keystore: Path | str | None = None, *, env: Mapping[str, str] |
     except (ValueError, TypeError):
         # The message of eth-keys' error may quote the input: never pass it on.
         raise WalletError(f"{ENV_PRIVATE_KEY} is not a valid private key") from None
+
+
+def accounts_from_keys(text: str, variable: str) -> list[LocalAccount]:
+    """The accounts of the comma-separated private keys ``text`` (read from the environment ``variable``).
+
+    A bad key is named by its position only: the message of eth-keys' error may quote the input.
+    """
+    accounts = []
+    for i, key in enumerate(k.strip() for k in text.split(",") if k.strip()):
+        try:
+            account: LocalAccount = Account.from_key(key)
+        except (ValueError, TypeError):
+            raise WalletError(f"key {i} in ${variable} is not a valid private key") from None
+        accounts.append(account)
+    return accounts

@@ -86,8 +86,12 @@ class ContractViews:
     def call(self, name: str, *args: Any, block: BlockId = "latest") -> Any:
         """The raw result of view ``name``; ContractRevert when the contract refuses it."""
         function = getattr(self.contract.functions, name)(*args)
+        return self._decoding_reverts(name, lambda: function.call(block_identifier=block))
+
+    def _decoding_reverts(self, what: str, call: Callable[[], T]) -> T:
+        """``call`` through the retry wrapper, a contract's refusal raised as its ContractRevert."""
         try:
-            return self._retrying(name, lambda: function.call(block_identifier=block))
+            return self._retrying(what, call)
         except (ContractLogicError, Web3RPCError) as exc:
             revert = revert_from_exception(exc)
             if revert is None:
@@ -119,13 +123,7 @@ class ContractViews:
                 batch.add(self.w3.eth.get_block("pending"))
                 return list(batch.execute())
 
-        try:
-            raw_state, raw_model, voted, raw_again, pending = self._retrying("snapshot", read)
-        except (ContractLogicError, Web3RPCError) as exc:
-            revert = revert_from_exception(exc)
-            if revert is None:
-                raise
-            raise revert from exc
+        raw_state, raw_model, voted, raw_again, pending = self._decoding_reverts("snapshot", read)
         state = _epoch_state(raw_state)
         return Snapshot(state, _model_record(raw_model), bool(voted), state == _epoch_state(raw_again),
                         int(pending["timestamp"]))

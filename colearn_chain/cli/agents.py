@@ -18,11 +18,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ..agent import Agent
-from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEYS, WalletError, load_account
+from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEYS, WalletError, accounts_from_keys, load_account
 from ._logging import FORMAT, EscapingFilter
 from .agent import AgentSetupError, add_agent_options, build_agent, follower_for, prepare, settings_from
 from .calls import write_rpc_calls
@@ -55,15 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _accounts(keystores: list[Path]) -> list[LocalAccount]:
     if keystores:
         return [load_account(path) for path in keystores]
-    keys = [k.strip() for k in os.environ.get(ENV_PRIVATE_KEYS, "").split(",") if k.strip()]
-    if not keys:
+    accounts = accounts_from_keys(os.environ.get(ENV_PRIVATE_KEYS, ""), ENV_PRIVATE_KEYS)
+    if not accounts:
         raise WalletError(f"no keys: pass --keystore FILE (repeatable) or set ${ENV_PRIVATE_KEYS}")
-    accounts = []
-    for i, key in enumerate(keys):
-        try:
-            accounts.append(Account.from_key(key))
-        except (ValueError, TypeError):
-            raise WalletError(f"key {i} in ${ENV_PRIVATE_KEYS} is not a valid private key") from None  # never quote it
     return accounts
 
 

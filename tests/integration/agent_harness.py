@@ -157,22 +157,33 @@ class Consortium:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def start(self, index: int, *, until_epoch: int | None, extra: Sequence[str] = ()) -> AgentProcess:
-        """Start agent ``index`` (again), appending to its log."""
-        agent = self.agents[index]
+    def _command(
+        self, command: str, index: int | None, state: Sequence[str], until_epoch: int | None,
+        extra: Sequence[str],
+    ) -> list[str]:
+        """The command line of `colearn-chain agent` (``index``: whose) or `agents` (``index`` None: several,
+        sharing one store and namespace) for this consortium (``state``: where they keep it)."""
+        if index is None and (self.prefixes or self.store_urls):
+            raise ValueError("agents in one process share one store and one namespace: no per-agent nodes")
         args = [
-            *(self.prefixes[index] if self.prefixes else []),
-            sys.executable, "-m", "colearn_chain.cli", "agent",
+            *(self.prefixes[index] if self.prefixes and index is not None else []),
+            sys.executable, "-m", "colearn_chain.cli", command,
             "--rpc", self.agent_rpc_url or self.rpc_url,
             "--deployment", str(self.deployment_path),
-            "--store", self.store_urls[index] if self.store_urls else self.store_url,
+            "--store", self.store_urls[index] if self.store_urls and index is not None else self.store_url,
             "--learner-config", json.dumps(self.config),
-            "--state-dir", str(agent.state_dir),
+            *state,
             "--poll-interval", "0.1",
             *extra,
         ]
         if until_epoch is not None:
             args += ["--until-epoch", str(until_epoch)]
+        return args
+
+    def start(self, index: int, *, until_epoch: int | None, extra: Sequence[str] = ()) -> AgentProcess:
+        """Start agent ``index`` (again), appending to its log."""
+        agent = self.agents[index]
+        args = self._command("agent", index, ["--state-dir", str(agent.state_dir)], until_epoch, extra)
         if self.keystore_password is not None:
             args += ["--keystore", str(self.keystore(index))]
         with open(agent.log_path, "ab") as log_file:  # the child holds its own descriptor
@@ -199,18 +210,7 @@ class Consortium:
         """Start the agents ``indices`` in one `colearn-chain agents` process; each keeps its own state
         directory and log (``agent{i}/state/..`` is replaced by ``states/learner-{i}`` for them)."""
         root = self.workdir / "states"
-        args = [
-            sys.executable, "-m", "colearn_chain.cli", "agents",
-            "--rpc", self.agent_rpc_url or self.rpc_url,
-            "--deployment", str(self.deployment_path),
-            "--store", self.store_url,
-            "--learner-config", json.dumps(self.config),
-            "--state-root", str(root),
-            "--poll-interval", "0.1",
-            *extra,
-        ]
-        if until_epoch is not None:
-            args += ["--until-epoch", str(until_epoch)]
+        args = self._command("agents", None, ["--state-root", str(root)], until_epoch, extra)
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLEARN_")}
         env["COLEARN_PRIVATE_KEYS"] = ",".join("0x" + bytes(self.agents[i].account.key).hex() for i in indices)
         env["PYTHONUNBUFFERED"] = "1"

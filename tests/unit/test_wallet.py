@@ -16,6 +16,7 @@ from colearn_chain.wallet import (
     ENV_KEYSTORE_PASSWORD,
     ENV_PRIVATE_KEY,
     WalletError,
+    accounts_from_keys,
     create_keystore,
     load_account,
     new_keystore,
@@ -96,3 +97,17 @@ def test_wallet_new_keeps_the_standard_scrypt_cost(tmp_path: Path, monkeypatch: 
     assert code == 0
     params = json.loads(path.read_text())["crypto"]
     assert params["kdf"] == "scrypt" and params["kdfparams"]["n"] == 2**18 > DEV_CHAIN_SCRYPT_N
+
+
+def test_accounts_from_keys_names_a_bad_key_by_position_never_by_value() -> None:
+    # Arrange
+    good = "0x" + "11" * 32
+    bad = "0xnot-a-key-but-a-secret"
+    # Act
+    accounts = accounts_from_keys(f" {good} ,, {good}", "COLEARN_PRIVATE_KEYS")
+    with pytest.raises(WalletError) as error:
+        accounts_from_keys(f"{good},{bad}", "COLEARN_PRIVATE_KEYS")
+    # Assert
+    assert [a.address for a in accounts] == [Account.from_key(good).address] * 2
+    assert str(error.value) == "key 1 in $COLEARN_PRIVATE_KEYS is not a valid private key"
+    assert "secret" not in str(error.value)
