@@ -83,7 +83,19 @@ if [ "$target" = test ]; then
   # py-solc-x looks for solc-v<version> in its install folder; point it at our solcjs wrapper.
   solcx_dir=${SOLCX_BINARY_PATH:-$HOME/.solcx}
   entry="$solcx_dir/solc-v$SOLC_VERSION"
-  wanted=$(printf '#!/bin/sh\nexec node "%s/tools/solc.js" "$@"\n' "$root")
+  # The entry is per user, shared by every checkout: it prefers the checkout it is called from (brownie and
+  # the tests run in the project's folder) and falls back to the one that wrote it, so deleting one clone
+  # breaks no other.
+  wanted=$(cat <<ENTRY
+#!/bin/sh
+# colearn-chain's solcjs $SOLC_VERSION for py-solc-x (written by tools/setup.sh)
+for root in "\$PWD" "$root"; do
+  if [ -f "\$root/tools/solc.js" ] && [ -d "\$root/node_modules/solc" ]; then exec node "\$root/tools/solc.js" "\$@"; fi
+done
+echo "solc: no colearn-chain checkout with node tools here or at $root; run make setup in one" >&2
+exit 1
+ENTRY
+)
   if [ "$(cat "$entry" 2>/dev/null)" != "$wanted" ]; then
     echo "setup: registering solcjs $SOLC_VERSION for py-solc-x at $entry"
     mkdir -p "$solcx_dir"

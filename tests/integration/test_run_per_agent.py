@@ -18,11 +18,17 @@ pytestmark = pytest.mark.slow
 _BITSWAP = re.compile(r"^ipfs node (\d+): bitswap blocks received (\d+) .*; connected to (.*)$", re.MULTILINE)
 
 
+def _kubo_children() -> set[int]:
+    """The pids of the Kubo daemons under this test process."""
+    return {p.pid for p in psutil.Process().children(recursive=True) if p.name() == "ipfs"}
+
+
 def test_per_agent_nodes_move_the_weights_by_bitswap_and_match_the_reference(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Prepare
     out = tmp_path / "out"
+    before = _kubo_children()  # a session's shared Kubo node, if one is up, is not this run's
     with AnvilNode() as node:
         settings = ExperimentSettings(learners=3, epochs=4, kind="toy", out=out, rpc=node.url,
                                       ipfs_topology="per-agent")
@@ -46,8 +52,8 @@ def test_per_agent_nodes_move_the_weights_by_bitswap_and_match_the_reference(
     for _, _, peers in lines:
         assert len(peers.split(", ")) == 2 and all(p.startswith("/ip4/127.0.0.1/tcp/") for p in peers.split(", "))
     assert not (out / "store").exists()
-    # every node was stopped with the run
-    assert not [p for p in psutil.Process().children(recursive=True) if p.name() == "ipfs"]
+    # every node this run started was stopped with it
+    assert _kubo_children() - before == set()
 
 
 def test_per_agent_topology_refuses_a_shared_node_url(tmp_path: Path) -> None:
