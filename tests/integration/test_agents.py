@@ -47,7 +47,8 @@ def _run_and_compare(
 ) -> Consortium:
     # Prepare
     consortium = Consortium(
-        rpc_url, workdir, store_url, TOY, n, proposer_votes=proposer_votes, agent_rpc_url=agent_rpc_url
+        rpc_url, workdir, store_url, TOY, n, proposer_votes=proposer_votes, agent_rpc_url=agent_rpc_url,
+        proposal_timeout=30, voting_timeout=30,  # no epoch here should time out, even on a loaded machine
     ).setup()
     reference, learners = consortium.reference(epochs)
     assert {r.accepted for r in reference} == {True, False}, "the run must include accepts and rejects"
@@ -150,7 +151,8 @@ def test_keystores_and_the_embedded_store_end_to_end(tmp_path: Path) -> None:
     epochs = 4
     with AnvilNode() as anvil:
         consortium = Consortium(
-            anvil.url, tmp_path, f"local:{tmp_path / 'blobs'}", TOY, 3, keystore_password="correct horse"
+            anvil.url, tmp_path, f"local:{tmp_path / 'blobs'}", TOY, 3, keystore_password="correct horse",
+            proposal_timeout=30, voting_timeout=30,
         ).setup()
         reference, learners = consortium.reference(epochs)
 
