@@ -12,73 +12,37 @@ import json
 import threading
 import urllib.request
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
-from colearn_chain.services.anvil import free_port
+from loopback_proxy import LoopbackProxy, Reply
 
 Fault = Callable[[dict[str, Any]], int | dict[str, Any] | None]
 
 
-class RpcProxy:
+class RpcProxy(LoopbackProxy):
     """``with RpcProxy(node_url) as proxy: proxy.fault = ...``; clients use ``proxy.url``."""
 
     def __init__(self, upstream: str) -> None:
+        super().__init__()
         self.upstream = upstream
-        self.port = free_port()
         self.fault: Fault = lambda request: None
         self.counts: dict[str, int] = {}  # faults injected, by method
         self._lock = threading.Lock()
-        proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                request = json.loads(body)
-                replacement = proxy.fault(request) if isinstance(request, dict) else None
-                if replacement is None:
-                    upstream = urllib.request.Request(
-                        proxy.upstream, data=body, headers={"Content-Type": "application/json"}
-                    )
-                    with urllib.request.urlopen(upstream, timeout=30) as response:
-                        self._reply(200, response.read())
-                    return
-                with proxy._lock:
-                    proxy.counts[request.get("method", "?")] = proxy.counts.get(request.get("method", "?"), 0) + 1
-                if isinstance(replacement, int):
-                    self._reply(replacement, b"rate limited")
-                else:
-                    self._reply(200, json.dumps({"jsonrpc": "2.0", "id": request.get("id"), **replacement}).encode())
-
-            def _reply(self, status: int, payload: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def handle(self, path: str, headers: Any, body: bytes) -> Reply:
+        request = json.loads(body)
+        replacement = self.fault(request) if isinstance(request, dict) else None
+        if replacement is None:
+            upstream = urllib.request.Request(self.upstream, data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(upstream, timeout=30) as response:
+                return 200, "application/json", response.read()
+        method = request.get("method", "?")
+        with self._lock:
+            self.counts[method] = self.counts.get(method, 0) + 1
+        if isinstance(replacement, int):
+            return replacement, "application/json", b"rate limited"
+        return 200, "application/json", json.dumps({"jsonrpc": "2.0", "id": request.get("id"), **replacement}).encode()
 
     def injected(self) -> int:
         with self._lock:
             return sum(self.counts.values())
-
-    def __enter__(self) -> RpcProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
