@@ -16,7 +16,17 @@ from typing import Any
 
 from loopback_proxy import LoopbackProxy, Reply
 
-Fault = Callable[[dict[str, Any]], int | dict[str, Any] | None]
+#: A replacement answer: a bare HTTP status or a JSON-RPC body.
+Refusal = int | dict[str, Any]
+Fault = Callable[[dict[str, Any]], Refusal | None]
+
+#: What public nodes and gateways answer now and then, and a client must ride out: a rate limit as an
+#: HTTP status and as a JSON-RPC error, and a load-balanced node behind its peers.
+TRANSIENT_REFUSALS: tuple[Refusal, ...] = (
+    {"error": {"code": -32005, "message": "limit exceeded"}},
+    429,
+    {"error": {"code": -32000, "message": "header not found"}},
+)
 
 
 class RpcProxy(LoopbackProxy):

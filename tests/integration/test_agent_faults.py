@@ -52,7 +52,7 @@ from colearn_chain.services.kubo import KuboNode
 from colearn_chain.store import LocalStore, WeightStore, from_url
 from colearn_chain.store.unixfs import cid_v0
 from colearn_chain.typing import Weights
-from rpc_proxy import RpcProxy
+from rpc_proxy import TRANSIENT_REFUSALS, RpcProxy
 
 pytestmark = pytest.mark.slow
 
@@ -472,11 +472,7 @@ def test_agents_ride_out_rate_limits_lagging_and_failing_rpc_calls(kubo_node: Ku
     # limits (HTTP 429, JSON-RPC -32005) and a load-balanced node behind its peers (retried in the call),
     # and, once the agents run, plain internal errors (the step fails, the next poll tries again).
     epochs = 4
-    transient: list[int | dict[str, Any]] = [
-        429,
-        {"error": {"code": -32005, "message": "limit exceeded"}},
-        {"error": {"code": -32000, "message": "header not found"}},
-    ]
+    transient = list(TRANSIENT_REFUSALS)
     internal: dict[str, Any] = {"error": {"code": -32603, "message": "internal error"}}
     rng = random.Random(7)
     running = False

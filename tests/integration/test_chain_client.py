@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from colearn_chain.chain.client import ChainClient, Phase, SentTx
 from colearn_chain.exceptions import ChainUnavailable, ContractRevert, TransactionFailed
 from colearn_chain.services.anvil import AnvilNode, free_port, fund
-from rpc_proxy import RpcProxy
+from rpc_proxy import TRANSIENT_REFUSALS, Refusal, RpcProxy
 
 DIGEST = "0x" + "ab" * 32
 NEW_DIGEST = "0x" + "cd" * 32
@@ -236,12 +236,7 @@ def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_higher_fees(anv
 def test_rate_limits_and_a_lagging_node_are_ridden_out(anvil: AnvilNode) -> None:
     # Prepare: a gateway in front of the node refuses the first few requests of each kind.
     accounts, clients = _deploy(anvil.url)
-    refusals: list[int | dict[str, Any]] = [
-        {"error": {"code": -32005, "message": "limit exceeded"}},
-        429,
-        {"error": {"code": -32000, "message": "header not found"}},
-        {"error": {"code": 429, "message": "Too Many Requests"}},
-    ]
+    refusals: list[Refusal] = [*TRANSIENT_REFUSALS, {"error": {"code": 429, "message": "Too Many Requests"}}]
     with RpcProxy(anvil.url) as proxy:
         plan: dict[str, list[int | dict[str, Any]]] = {
             "eth_blockNumber": list(refusals), "eth_call": list(refusals), "eth_estimateGas": list(refusals[:2]),

@@ -20,14 +20,9 @@ from colearn_chain.exceptions import ChainUnavailable, ContractRevert
 from colearn_chain.history import History
 from colearn_chain.protocol import SCORE_SCALE
 from colearn_chain.services.anvil import AnvilNode, free_port, fund
-from rpc_proxy import RpcProxy
+from rpc_proxy import TRANSIENT_REFUSALS, Refusal, RpcProxy
 
-Reply = int | dict[str, Any]
-REFUSALS: list[Reply] = [
-    {"error": {"code": -32005, "message": "limit exceeded"}},
-    429,
-    {"error": {"code": -32000, "message": "header not found"}},
-]
+REFUSALS: list[Refusal] = list(TRANSIENT_REFUSALS)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +42,8 @@ def chain() -> Iterator[tuple[AnvilNode, Deployment]]:
         yield node, deployment
 
 
-def _plan(proxy: RpcProxy, plan: dict[str, list[Reply]], seen: dict[str, int]) -> None:
-    def fault(request: dict[str, Any]) -> Reply | None:
+def _plan(proxy: RpcProxy, plan: dict[str, list[Refusal]], seen: dict[str, int]) -> None:
+    def fault(request: dict[str, Any]) -> Refusal | None:
         method = str(request.get("method"))
         seen[method] = seen.get(method, 0) + 1
         return plan[method].pop(0) if plan.get(method) else None
