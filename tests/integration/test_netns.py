@@ -32,19 +32,26 @@ def _inside(address: str, *networks: str) -> bool:
     return any(ipaddress.ip_address(address) in ipaddress.ip_network(net) for net in networks)
 
 
-def test_a_consortium_in_separate_network_namespaces_decides_as_the_reference(tmp_path: Path) -> None:
+def test_a_consortium_in_separate_network_namespaces_decides_as_the_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def show(text: str) -> None:
+        """Print past pytest's capture: `make test` shows the topology and what each node received."""
+        with capsys.disabled():
+            print(text, flush=True)
+
     require_namespaces()
     with contextlib.ExitStack() as stack:
         # Prepare: the topology, the chain in its namespace, a Kubo node in each participant's namespace
         topology = stack.enter_context(Topology(N))
-        print(f"topology {topology.name}:\n{topology.output}", end="")
+        show(f"\ntopology {topology.name}:\n{topology.output.rstrip()}")
         anvil = stack.enter_context(NamespacedAnvil(topology, tmp_path / "anvil.log"))
         swarm = stack.enter_context(KuboSwarm(
             tmp_path / "ipfs", N, hosts=[topology.participant_ip(i) for i in range(N)],
             netns=[topology.participant_ns(i) for i in range(N)], allowed_networks=[SUBNET],
         ))
         for line in swarm.describe():
-            print(line)
+            show(line)
         consortium = Consortium(
             anvil.url, tmp_path / "work", f"local:{tmp_path / 'deployer-store'}", TOY, N,
             agent_rpc_url=anvil.rpc_inside, store_urls=[node.url for node in swarm.nodes],
@@ -80,7 +87,7 @@ def test_a_consortium_in_separate_network_namespaces_decides_as_the_reference(tm
         assert same_weights(consortium.final_weights(i), learners[i].current_weights()), f"agent {i}"
     # the weights moved between the nodes by bitswap: every node voted on another member's proposal
     for i, stat in enumerate(stats):
-        print(f"node {i} ({topology.participant_ns(i)} {topology.participant_ip(i)}): bitswap blocks received "
+        show(f"node {i} ({topology.participant_ns(i)} {topology.participant_ip(i)}): bitswap blocks received "
               f"{stat['BlocksReceived']} ({stat['DataReceived']} bytes), sent {stat['BlocksSent']} "
               f"({stat['DataSent']} bytes); peers {sorted(addr for addr, _ in kubo_peers[i])}")
         assert stat["BlocksReceived"] > 0 and stat["BlocksSent"] > 0
@@ -95,7 +102,7 @@ def test_a_consortium_in_separate_network_namespaces_decides_as_the_reference(tm
         assert identity["Addresses"] == [f"{node.swarm}/p2p/{node.peer_id}"]
     # nothing in any namespace talks to anything but loopback and the bridge's subnet, nor could it
     for ns, remote in sockets.items():
-        print(f"{ns}: TCP connections and connected UDP sockets seen during the run go to {sorted(remote)}")
+        show(f"{ns}: TCP connections and connected UDP sockets seen during the run go to {sorted(remote)}")
         assert remote, f"{ns} has no connection at all"
         assert all(_inside(address, SUBNET, "127.0.0.0/8") for address in remote), (ns, remote)
         assert routes[ns] and all(line.startswith("10.77.0.0/24 ") for line in routes[ns]), (ns, routes[ns])
