@@ -90,12 +90,16 @@ MALICIOUS = ("random", "huge", "sign_flip", "collude2")
 
 
 def run_voting(
-    config: dict[str, Any], attack: str, epochs: int, self_approve: bool = False, position: int = 0
+    config: dict[str, Any], attack: str, epochs: int, self_approve: bool = False, position: int = 0,
+    vote_threshold: float = 0.5, proposer_votes: bool = True,
 ) -> tuple[float, int, int]:
-    """Honest accuracy, and how many of the attackers' proposals were accepted of how many they made."""
+    """Honest accuracy, and how many of the attackers' proposals were accepted of how many they made.
+
+    ``vote_threshold`` and ``proposer_votes`` are the contract's deployment settings (the driver decides as it does).
+    """
     learners = _learners(config, attack, self_approve, position)
     with np.errstate(all="ignore"):
-        results = driver.run(learners, epochs)
+        results = driver.run(learners, epochs, vote_threshold=vote_threshold, proposer_votes=proposer_votes)
     theirs = [r for r in results if r.proposer in _attackers(attack, position)]
     accuracy = _honest_accuracy(learners, [ln.current_weights() for ln in learners], attack, position)
     return accuracy, sum(r.accepted for r in theirs), len(theirs)
@@ -146,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="attackers always approve their own proposals (default: they test them honestly)")
     parser.add_argument("--attacker-position", type=int, default=0, choices=range(N_LEARNERS), metavar="P",
                         help=f"the attacker's learner index, 0..{N_LEARNERS - 1} (colluders: P and P + 1 mod n)")
+    parser.add_argument("--vote-threshold", type=float, default=0.5, help="the contract's threshold (default 0.5)")
+    parser.add_argument("--no-proposer-votes", action="store_true",
+                        help="the contract's proposerVotes=false: the proposer's own vote does not count")
     args = parser.parse_args(argv)
     position = args.attacker_position
     rounds = args.epochs if args.budget == "rounds" else max(1, args.epochs // N_LEARNERS)
@@ -167,8 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         n_learners=N_LEARNERS, **options,
                     )
                     if system == "voting":
-                        score, n_accepted, n_made = run_voting(config, attack, args.epochs, args.self_approve,
-                                                               position)
+                        score, n_accepted, n_made = run_voting(
+                            config, attack, args.epochs, args.self_approve, position, args.vote_threshold,
+                            not args.no_proposer_votes)
                         scores.append(score)
                         taken, made = taken + n_accepted, made + n_made
                     else:
@@ -183,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for dataset, systems in table.items():
         print(f"\n{dataset} ({args.model}, Dirichlet 0.5, {N_LEARNERS} learners, seeds {args.seeds}, "
               f"{args.epochs} epochs; federated: {rounds} rounds; attacker: learner {position}"
-              f"{', self-approving' if args.self_approve else ''})\n")
+              f"{', self-approving' if args.self_approve else ''}; voting: threshold {args.vote_threshold}"
+              f"{', proposer does not vote' if args.no_proposer_votes else ''})\n")
         print("| system | " + " | ".join(args.attacks) + " |")
         print("|---|" + "---|" * len(args.attacks))
         for system, row in systems.items():
