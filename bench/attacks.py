@@ -15,8 +15,10 @@ Budgets: ``rounds`` gives federated learning as many rounds as voting has epochs
 trainings), ``trainings`` gives it as many local trainings (``epochs / n`` rounds). Attacks (from
 tests/integration/hostile_learners.py, the same code the adversarial agent tests run): none, random,
 huge, sign_flip, label_flip, free_rider, collude2 (two sign-flipping colluders; under voting they approve
-each other and reject every honest proposal). Attackers sit at learner index 0 (and 1): the first proposal,
-against the untrained model, is theirs. An attacker tests its own proposal as its honest learner would;
+each other and reject every honest proposal). Attackers sit at learner index 0 (and 1) by default: the first
+proposal, against the untrained model, is theirs; ``--attacker-position P`` puts them at P (and P + 1 mod n),
+for the cost of losing a particular member's data (the ``free_rider`` column: a member that brings nothing). An
+attacker tests its own proposal as its honest learner would;
 with ``--self-approve`` it always approves it (a stronger attacker; voting only).
 
 Prints one JSON object ``{dataset: {system: {attack: mean honest final test accuracy}}}`` (mean over the
@@ -55,19 +57,25 @@ ATTACKS = ("none", "random", "huge", "sign_flip", "label_flip", "free_rider", "c
 N_LEARNERS = 5
 
 
-def _attackers(attack: str) -> tuple[int, ...]:
-    return () if attack == "none" else (0, 1) if attack == "collude2" else (0,)
+def _attackers(attack: str, position: int = 0) -> tuple[int, ...]:
+    if attack == "none":
+        return ()
+    return (position, (position + 1) % N_LEARNERS) if attack == "collude2" else (position,)
 
 
-def _learners(config: dict[str, Any], attack: str, self_approve: bool = False) -> list[MachineLearningInterface]:
+def _learners(
+    config: dict[str, Any], attack: str, self_approve: bool = False, position: int = 0
+) -> list[MachineLearningInterface]:
     kind = "collude" if attack == "collude2" else attack
-    bad = _attackers(attack)
+    bad = _attackers(attack, position)
     return [hostile_learner(config, i, kind, self_approve=self_approve) if i in bad else make_learner(config, i)
             for i in range(N_LEARNERS)]
 
 
-def _honest_accuracy(learners: Sequence[MachineLearningInterface], weights: Sequence[Weights], attack: str) -> float:
-    honest = [i for i in range(N_LEARNERS) if i not in _attackers(attack)]
+def _honest_accuracy(
+    learners: Sequence[MachineLearningInterface], weights: Sequence[Weights], attack: str, position: int = 0
+) -> float:
+    honest = [i for i in range(N_LEARNERS) if i not in _attackers(attack, position)]
     scores = []
     for i in honest:
         learner = learners[i]
@@ -82,14 +90,18 @@ MALICIOUS = ("random", "huge", "sign_flip", "collude2")
 
 
 def run_voting(
-    config: dict[str, Any], attack: str, epochs: int, self_approve: bool = False
+    config: dict[str, Any], attack: str, epochs: int, self_approve: bool = False, position: int = 0,
+    vote_threshold: float = 0.5, proposer_votes: bool = True,
 ) -> tuple[float, int, int]:
-    """Honest accuracy, and how many of the attackers' proposals were accepted of how many they made."""
-    learners = _learners(config, attack, self_approve)
+    """Honest accuracy, and how many of the attackers' proposals were accepted of how many they made.
+
+    ``vote_threshold`` and ``proposer_votes`` are the contract's deployment settings (the driver decides as it does).
+    """
+    learners = _learners(config, attack, self_approve, position)
     with np.errstate(all="ignore"):
-        results = driver.run(learners, epochs)
-    theirs = [r for r in results if r.proposer in _attackers(attack)]
-    accuracy = _honest_accuracy(learners, [ln.current_weights() for ln in learners], attack)
+        results = driver.run(learners, epochs, vote_threshold=vote_threshold, proposer_votes=proposer_votes)
+    theirs = [r for r in results if r.proposer in _attackers(attack, position)]
+    accuracy = _honest_accuracy(learners, [ln.current_weights() for ln in learners], attack, position)
     return accuracy, sum(r.accepted for r in theirs), len(theirs)
 
 
@@ -103,9 +115,9 @@ def _flower(system: str, n_bad: int) -> Callable[[list[tuple[list[np.ndarray], i
     return lambda results: aggregate_krum(results, num_malicious=n_bad, to_keep=0)
 
 
-def run_federated(config: dict[str, Any], attack: str, system: str, rounds: int) -> float:
-    learners = _learners(config, attack)
-    combine = _flower(system, len(_attackers(attack)))
+def run_federated(config: dict[str, Any], attack: str, system: str, rounds: int, position: int = 0) -> float:
+    learners = _learners(config, attack, position=position)
+    combine = _flower(system, len(_attackers(attack, position)))
     names = sorted(learners[0].current_weights())
     global_weights = learners[0].current_weights()
     sizes = [len(ln.honest.data.train) if hasattr(ln, "honest") else len(ln.data.train) for ln in learners]  # type: ignore[attr-defined]
@@ -119,7 +131,7 @@ def run_federated(config: dict[str, Any], attack: str, system: str, rounds: int)
         with np.errstate(all="ignore"):
             combined = combine(results)
         global_weights = {k: np.asarray(v, dtype=np.float64) for k, v in zip(names, combined, strict=True)}
-    return _honest_accuracy(learners, [global_weights] * N_LEARNERS, attack)
+    return _honest_accuracy(learners, [global_weights] * N_LEARNERS, attack, position)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="override a learner setting (JSON value), e.g. vote_tolerance=0.0")
     parser.add_argument("--self-approve", action="store_true",
                         help="attackers always approve their own proposals (default: they test them honestly)")
+    parser.add_argument("--attacker-position", type=int, default=0, choices=range(N_LEARNERS), metavar="P",
+                        help=f"the attacker's learner index, 0..{N_LEARNERS - 1} (colluders: P and P + 1 mod n)")
+    parser.add_argument("--vote-threshold", type=float, default=0.5, help="the contract's threshold (default 0.5)")
+    parser.add_argument("--no-proposer-votes", action="store_true",
+                        help="the contract's proposerVotes=false: the proposer's own vote does not count")
     args = parser.parse_args(argv)
+    position = args.attacker_position
     rounds = args.epochs if args.budget == "rounds" else max(1, args.epochs // N_LEARNERS)
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.learner_option)}
     table: dict[str, dict[str, dict[str, float]]] = {}
@@ -156,11 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         n_learners=N_LEARNERS, **options,
                     )
                     if system == "voting":
-                        score, n_accepted, n_made = run_voting(config, attack, args.epochs, args.self_approve)
+                        score, n_accepted, n_made = run_voting(
+                            config, attack, args.epochs, args.self_approve, position, args.vote_threshold,
+                            not args.no_proposer_votes)
                         scores.append(score)
                         taken, made = taken + n_accepted, made + n_made
                     else:
-                        scores.append(run_federated(config, attack, system, rounds))
+                        scores.append(run_federated(config, attack, system, rounds, position))
                 table[dataset][system][attack] = round(float(np.mean(scores)), 4)
                 if system == "voting" and attack != "none":
                     accepted[dataset][attack] = f"{taken}/{made}"
@@ -170,14 +190,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps({"attackers_proposals_accepted_under_voting": accepted}))
     for dataset, systems in table.items():
         print(f"\n{dataset} ({args.model}, Dirichlet 0.5, {N_LEARNERS} learners, seeds {args.seeds}, "
-              f"{args.epochs} epochs; federated: {rounds} rounds)\n")
+              f"{args.epochs} epochs; federated: {rounds} rounds; attacker: learner {position}"
+              f"{', self-approving' if args.self_approve else ''}; voting: threshold {args.vote_threshold}"
+              f"{', proposer does not vote' if args.no_proposer_votes else ''})\n")
         print("| system | " + " | ".join(args.attacks) + " |")
         print("|---|" + "---|" * len(args.attacks))
         for system, row in systems.items():
             print(f"| {system} | " + " | ".join(f"{row[a]:.3f}" for a in args.attacks) + " |")
         if accepted.get(dataset):
             print("| voting: attackers' proposals accepted | " + " | ".join(
-                accepted[dataset].get(a, "-") if a in MALICIOUS else f"({accepted[dataset].get(a, '-')})"
+                "-" if a == "none" else accepted[dataset].get(a, "-") if a in MALICIOUS
+                else f"({accepted[dataset].get(a, '-')})"
                 for a in args.attacks) + " |")
     return 0
 

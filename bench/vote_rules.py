@@ -5,10 +5,12 @@ attacker is learner 0 (and 1), 20 epochs, mean honest final test accuracy over t
 rule (a set of learner options) and dataset it prints the no-attack accuracy, the largest drop under a
 single attacker (and which attack), and how many of the attackers' malicious proposals (random, huge,
 sign-flipped, colluding) were accepted; then one JSON object
-``{rule: {dataset: {"accuracy": {attack: acc}, "accepted": {attack: "k/m"}}}}``.
+``{rule: {dataset: {"accuracy": {attack: acc}, "accepted": {attack: "k/m"}}}}``. With ``--self-approve`` the
+attackers always approve their own proposals (``bench/attacks.py --self-approve``).
 
     .venv/bin/python bench/vote_rules.py                                  # every rule, linear, 3 datasets
     .venv/bin/python bench/vote_rules.py --model mlp --rules default "log-loss, tol 0.02"
+    .venv/bin/python bench/vote_rules.py --self-approve --rules default "default, no untrained check"
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from colearn_chain.learners import learner_config  # noqa: E402
 
 #: The rule before this sweep: balanced accuracy, tolerance 0.02, nothing else.
 _BEFORE: dict[str, Any] = {"vote_metric": "balanced_accuracy", "vote_tolerance": 0.02, "vote_confidence": 0.0,
-                           "vote_small_part": 0, "vote_small_part_tolerance": 0.0}
+                           "vote_small_part": 0, "vote_small_part_tolerance": 0.0,
+                           "vote_untrained_tolerance": float("inf")}
 _LOG_LOSS: dict[str, Any] = {**_BEFORE, "vote_metric": "log_loss"}
 #: name -> learner options. "default" is whatever the learners use out of the box.
 RULES: dict[str, dict[str, Any]] = {
@@ -51,12 +54,18 @@ RULES: dict[str, dict[str, Any]] = {
     "+ log-loss within 0.01 below 20 samples": {**_BEFORE, "vote_small_part": 20, "vote_small_part_tolerance": 0.01},
     "+ log-loss within 0.02 below 20 samples": {**_BEFORE, "vote_small_part": 20, "vote_small_part_tolerance": 0.02},
     "+ log-loss not worse below 40 samples": {**_BEFORE, "vote_small_part": 40},
+    # The log-loss allowance against an untrained current model (default 1 nat); matters with --self-approve.
+    "default, no untrained check": {"vote_untrained_tolerance": float("inf")},
+    "default, untrained allowance 0": {"vote_untrained_tolerance": 0.0},
+    "default, untrained allowance 0.25": {"vote_untrained_tolerance": 0.25},
+    "default, untrained allowance 3": {"vote_untrained_tolerance": 3.0},
+    "default, untrained allowance 10": {"vote_untrained_tolerance": 10.0},
 }
 SINGLE = tuple(a for a in ATTACKS if a not in ("none", "collude2"))
 
 
 def sweep(rule: dict[str, Any], dataset: str, model: str, seeds: Sequence[int], attacks: Sequence[str],
-          epochs: int) -> dict[str, dict[str, Any]]:
+          epochs: int, self_approve: bool = False) -> dict[str, dict[str, Any]]:
     """Mean honest accuracy per attack and the attackers' accepted proposals, for one rule on one dataset."""
     accuracy: dict[str, float] = {}
     accepted: dict[str, str] = {}
@@ -65,7 +74,7 @@ def sweep(rule: dict[str, Any], dataset: str, model: str, seeds: Sequence[int], 
         for seed in seeds:
             config = learner_config("numpy", dataset=dataset, model=model, split="dirichlet", alpha=0.5,
                                     seed=seed, n_learners=N_LEARNERS, **rule)
-            score, n_accepted, n_made = run_voting(config, attack, epochs)
+            score, n_accepted, n_made = run_voting(config, attack, epochs, self_approve)
             scores.append(score)
             taken, made = taken + n_accepted, made + n_made
         accuracy[attack] = round(float(np.mean(scores)), 4)
@@ -93,17 +102,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=ATTACKS)
+    parser.add_argument("--self-approve", action="store_true", help="attackers always approve their own proposals")
     args = parser.parse_args(argv)
     started = time.monotonic()
     out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     for name in args.rules:
         out[name] = {}
         for dataset in args.datasets:
-            out[name][dataset] = sweep(RULES[name], dataset, args.model, args.seeds, args.attacks, args.epochs)
+            out[name][dataset] = sweep(RULES[name], dataset, args.model, args.seeds, args.attacks, args.epochs,
+                                       args.self_approve)
             print(f"[{time.monotonic() - started:6.0f} s] {name:30} {dataset:8} {_summary(out[name][dataset])}",
                   file=sys.stderr, flush=True)
     print(json.dumps(out))
-    print(f"\n{args.model}, Dirichlet 0.5, {N_LEARNERS} learners, seeds {args.seeds}, {args.epochs} epochs: "
+    attackers = "attackers approve their own proposals" if args.self_approve else "attackers vote as their learner"
+    print(f"\n{args.model}, Dirichlet 0.5, {N_LEARNERS} learners, seeds {args.seeds}, {args.epochs} epochs, "
+          f"{attackers}: "
           "no-attack accuracy | largest drop under one attacker | two colluders | malicious proposals accepted\n")
     print("| rule | " + " | ".join(args.datasets) + " |")
     print("|---|" + "---|" * len(args.datasets))

@@ -87,6 +87,7 @@ NUMPY_DEFAULTS: dict[str, Any] = {
     "vote_confidence": VoteRule().confidence,
     "vote_small_part": VoteRule().small_part,
     "vote_small_part_tolerance": VoteRule().small_part_tolerance,
+    "vote_untrained_tolerance": VoteRule().untrained_tolerance,
 }
 
 _TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(TrainingConfig))
@@ -205,6 +206,7 @@ def _vote_rule(config: Mapping[str, Any]) -> VoteRule:
         metric=config["vote_metric"], tolerance=float(config["vote_tolerance"]),
         confidence=float(config["vote_confidence"]), small_part=int(config["vote_small_part"]),
         small_part_tolerance=float(config["vote_small_part_tolerance"]),
+        untrained_tolerance=float(config["vote_untrained_tolerance"]),
     )
 
 

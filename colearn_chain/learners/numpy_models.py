@@ -27,7 +27,7 @@ once passed such a vote and left every later honest proposal non-finite. So:
 * a voter refuses, with a reason, weights that are non-finite, give non-finite outputs on its vote
   part, have a tensor whose RMS exceeds ``max(SCALE_GROWTH * its current RMS, MAX_RMS)``, or
   rescale the whole model by more than ``JOINT_SCALE_FACTOR`` (:func:`refusal`); and weights
-  that score no better than guessing (``GUESS_MARGIN``), which matters only while the current model
+  that score no better than guessing (``vote_rule.GUESS_MARGIN``), which matters only while the current model
   is no better either, as at epoch 0, where random, constant or vanishing weights would pass;
 * local training starts from the current weights with every tensor shrunk to RMS <= ``MAX_RMS``
   (it never is in honest runs) and clips each step's gradient norm to ``MAX_GRAD_NORM`` (never
@@ -56,7 +56,7 @@ from ..exceptions import WeightsMismatch
 from ..mli import MachineLearningInterface, ProposedWeights
 from ..typing import Weights
 from .data import LearnerData, Split
-from .vote_rule import Metric, SampleScores, VoteRule, VoteScores, chance_score, sample_scores
+from .vote_rule import GUESS_MARGIN, Metric, SampleScores, VoteRule, VoteScores, sample_scores
 
 _INIT, _PROPOSE = 0, 1
 #: The vote rule a learner gets unless told otherwise (frozen, so one shared instance is safe).
@@ -82,10 +82,6 @@ MAX_GRAD_NORM = 1000.0
 #: a current model whose joint RMS exceeds MAX_RMS is always allowed: that is how training recovers.
 JOINT_SCALE_FACTOR = 2.0
 JOINT_MAX_RMS = 1.0
-#: A proposal must beat guessing (1/k on a vote part with k >= 2 classes) by this much. It matters
-#: only while the current model is itself about as bad (epoch 0), when "no worse than the current
-#: model" would let random, constant or tiny weights in.
-GUESS_MARGIN = 0.05
 
 
 # ----------------------------------------------------------------------------- settings
@@ -416,9 +412,8 @@ class ClassifierLearner(MachineLearningInterface):
         vote_score = scores.metric.mean
         test_score = score(self.model, weights, self.data.test, "accuracy")
         reason = refusal(self.model, weights, self._weights, self.data.vote)
-        chance = chance_score(self.vote_rule.metric, self.data.vote.y)
-        if reason is None and chance is not None and vote_score <= chance + GUESS_MARGIN:
-            reason = f"vote score {vote_score:.3g} is no better than guessing ({chance:.3g} + {GUESS_MARGIN:g})"
+        if reason is None and scores.chance is not None and self.vote_rule.guessing(scores):
+            reason = f"vote score {vote_score:.3g} is no better than guessing ({scores.chance:.3g} + {GUESS_MARGIN:g})"
         vote = reason is None and self.vote_rule.approves(scores, self._current)
         return ProposedWeights(
             weights=weights, vote_score=vote_score, test_score=test_score, vote=bool(vote), reason=reason

@@ -16,6 +16,16 @@ Chosen by ``bench/vote_rules.py`` (the README has the table): of 5 learners, one
 or more). Not worse at all (tolerance 0) cost wine 1 to 2 points without an attack (iid, MLP);
 0.02 let one sign-flipped proposal in of 12; a threshold of 10 samples let one in, 40 cost digits.
 
+A voter whose current model scores no better than guessing on its vote part (``GUESS_MARGIN`` above
+chance: epoch 0, or a voter whose classes the model has not learned yet) has no reference worth the
+name: "no worse than the current model" admits almost anything. There, too, the proposal's mean
+log-loss may get worse by at most ``untrained_tolerance`` (1 nat). Random weights and a 5x sign-flipped
+update got in this way at epoch 0 (digits and mnist1d MLP, with an attacker that approves its own
+proposals): their accuracy was a few points above guessing, by luck, while their log-loss went from
+about 2.6 to 14-26 nats. Any allowance from 0.25 to 3 left every no-attack run (Dirichlet 0.5, seeds
+0-2, both models) bit for bit as it was and stopped both; 0 changed mnist1d, 10 let one back in.
+``bench/learning.py`` prints the same accuracies with it as without (every cell, and the digits sweep).
+
 ``confidence`` (off by default) is the other way to weigh how few samples there are, measured and not
 chosen (it cost digits and mnist1d accuracy without an attack): approve only if a one-sided lower
 confidence bound on the paired per-sample difference, ``mean - confidence x standard error``, is
@@ -34,6 +44,9 @@ import numpy as np
 Metric = Literal["accuracy", "balanced_accuracy", "log_loss"]
 METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "log_loss")
 _EPS = 1e-12
+#: A score within this much of guessing (1/k among the k classes of a vote part) is guessing: a proposal
+#: no better is refused outright (the learner's guessing floor), a current model no better is no reference.
+GUESS_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -51,10 +64,12 @@ class SampleScores:
 
 @dataclass(frozen=True)
 class VoteScores:
-    """What a voter compares: the rule's metric per sample, and the mean log-loss (negated) on the same samples."""
+    """What a voter compares: the rule's metric per sample, the mean log-loss (negated) on the same samples,
+    and the metric's score of guessing there (None with a single class: see :func:`chance_score`)."""
 
     metric: SampleScores
     log_loss: float
+    chance: float | None = None
 
     def __len__(self) -> int:
         return int(self.metric.values.size)
@@ -68,7 +83,8 @@ class VoteRule:
     are compared; above 0, its paired per-sample differences' lower confidence bound
     (:func:`lower_bound`). A tolerance of 0 approves ties, which lets a consortium move off a
     plateau; the default 0.02 is about one sample of a digits vote part. ``small_part`` 0 turns the
-    log-loss check off.
+    small-part log-loss check off, an infinite ``untrained_tolerance`` the one against an untrained
+    current model.
     """
 
     metric: Metric = "balanced_accuracy"
@@ -76,12 +92,14 @@ class VoteRule:
     confidence: float = 0.0
     small_part: int = 20
     small_part_tolerance: float = 0.01
+    untrained_tolerance: float = 1.0
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise ValueError(f"unknown vote metric {self.metric!r}; choose one of {', '.join(METRICS)}")
-        if not self.tolerance >= 0 or not self.small_part_tolerance >= 0:
-            raise ValueError(f"vote tolerances must be >= 0, got {self.tolerance}, {self.small_part_tolerance}")
+        tolerances = (self.tolerance, self.small_part_tolerance, self.untrained_tolerance)
+        if not all(t >= 0 for t in tolerances):
+            raise ValueError(f"vote tolerances must be >= 0, got {', '.join(map(str, tolerances))}")
         if not 0 <= self.confidence < float("inf"):
             raise ValueError(f"vote confidence must be finite and >= 0, got {self.confidence}")
         if self.small_part < 0:
@@ -91,7 +109,12 @@ class VoteRule:
         """What :meth:`approves` compares, from one model's class scores on the vote part."""
         main = sample_scores(logits, y, self.metric)
         loss = main.mean if self.metric == "log_loss" else sample_scores(logits, y, "log_loss").mean
-        return VoteScores(main, loss)
+        return VoteScores(main, loss, chance_score(self.metric, y))
+
+    @staticmethod
+    def guessing(scores: VoteScores) -> bool:
+        """Whether ``scores`` are no better than guessing (within ``GUESS_MARGIN``); never on a single class."""
+        return scores.chance is not None and scores.metric.mean <= scores.chance + GUESS_MARGIN
 
     def approves(self, proposal: VoteScores, current: VoteScores) -> bool:
         """Whether ``proposal`` scores well enough against ``current`` (the same samples)."""
@@ -102,6 +125,8 @@ class VoteRule:
             ok = lower_bound(differences, current.metric.weights, self.confidence) >= -self.tolerance
         if ok and len(current) < self.small_part:
             ok = proposal.log_loss >= current.log_loss - self.small_part_tolerance
+        if ok and self.guessing(current):  # an untrained reference: log-loss must not collapse either
+            ok = proposal.log_loss >= current.log_loss - self.untrained_tolerance
         return ok
 
 

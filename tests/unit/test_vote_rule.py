@@ -1,4 +1,5 @@
-"""The vote rule as pure logic: per-sample scores, the plain tolerance, the small-vote-part log-loss check, bounds."""
+"""The vote rule as pure logic: per-sample scores, the plain tolerance, the log-loss checks (small vote part,
+untrained current model), bounds."""
 
 from __future__ import annotations
 
@@ -90,6 +91,37 @@ def test_the_log_loss_check_never_approves_what_the_metric_rejects() -> None:
     assert not rule.approves(confident_but_wrong, current)
 
 
+def test_against_an_untrained_current_model_log_loss_must_not_collapse() -> None:
+    # Prepare: two classes, two samples each. The current model guesses (balanced accuracy 0.5, within
+    # GUESS_MARGIN of chance); the proposal gets one more sample right by luck and is wildly
+    # confident and wrong on another: what random weights look like at epoch 0.
+    y = np.array([0, 0, 1, 1])
+    rule = VoteRule(small_part=0)
+    untrained = rule.scores(_logits([0, 0, 0, 0], 0.1), y)
+    lucky = rule.scores(_logits([0, 0, 1, 0], 30.0), y)
+    modest = rule.scores(_logits([0, 0, 1, 0], 1.0), y)
+    # Execute / Assert
+    assert rule.guessing(untrained) and not rule.guessing(lucky)
+    assert lucky.metric.mean > untrained.metric.mean + rule.tolerance  # accuracy alone would approve
+    assert untrained.log_loss - lucky.log_loss > rule.untrained_tolerance
+    assert not rule.approves(lucky, untrained)
+    assert rule.approves(modest, untrained)  # an honest improvement moves log-loss far less than 1 nat
+    assert VoteRule(small_part=0, untrained_tolerance=float("inf")).approves(lucky, untrained)
+
+
+def test_the_untrained_check_leaves_a_trained_current_model_and_a_single_class_alone() -> None:
+    # Prepare: a current model already better than guessing, and a vote part of one class (no chance level).
+    y = np.array([0, 0, 1, 1])
+    rule = VoteRule(small_part=0)
+    trained = rule.scores(_logits([0, 0, 1, 0], 0.1), y)
+    confident = rule.scores(_logits([0, 0, 1, 0], 30.0), y)
+    one_class = rule.scores(_logits([1, 1], 0.1), np.array([0, 0]))
+    # Execute / Assert: accuracy decides as before
+    assert not rule.guessing(trained) and trained.log_loss - confident.log_loss > rule.untrained_tolerance
+    assert rule.approves(confident, trained)
+    assert one_class.chance is None and not rule.guessing(one_class)
+
+
 def test_lower_bound_subtracts_standard_errors_of_the_paired_differences() -> None:
     # Prepare
     equal = np.full(4, 0.25)
@@ -120,6 +152,7 @@ def test_confidence_rejects_a_mean_tie_that_rests_on_noise() -> None:
 @pytest.mark.parametrize("settings", [
     {"metric": "f1"}, {"tolerance": -0.1}, {"tolerance": float("nan")}, {"confidence": -1.0},
     {"confidence": float("inf")}, {"small_part": -1}, {"small_part_tolerance": -0.01},
+    {"untrained_tolerance": -1.0}, {"untrained_tolerance": float("nan")},
 ])
 def test_bad_settings_are_refused(settings: dict[str, object]) -> None:
     with pytest.raises(ValueError):
@@ -136,9 +169,11 @@ def test_the_vote_settings_reach_the_learner_through_a_json_config() -> None:
     # Prepare
     config = json.loads(json.dumps(learner_config(
         n_learners=3, vote_confidence=1.5, vote_small_part=7.0, vote_small_part_tolerance=0.01,
+        vote_untrained_tolerance=2,
     )))
     # Execute
     learner = make_learner(config, 1)
     # Assert
     assert isinstance(learner, ClassifierLearner)
-    assert learner.vote_rule == VoteRule(confidence=1.5, small_part=7, small_part_tolerance=0.01)
+    assert learner.vote_rule == VoteRule(confidence=1.5, small_part=7, small_part_tolerance=0.01,
+                                         untrained_tolerance=2.0)
