@@ -60,6 +60,7 @@ from .services.anvil import (
     fund_from_unlocked,
 )
 from .services.chains import chain_node
+from .services.geth import GethNode
 from .store import KuboStore, LocalStore, WeightStore
 from .text import redact_url
 from .wallet import (
@@ -163,14 +164,15 @@ class ExperimentSettings:
 
 
 @contextlib.contextmanager
-def _chain(settings: ExperimentSettings) -> Iterator[str]:
+def _chain(settings: ExperimentSettings) -> Iterator[tuple[str, str | None]]:
+    """The chain's RPC URL and, for a started node serving WebSocket on a port of its own (geth), that URL."""
     if settings.rpc:
-        yield settings.rpc
+        yield settings.rpc, None
         return
     node = chain_node(settings.chain, block_time=settings.block_time, log_path=settings.out / f"{settings.chain}.log")
     with node:
         log.info("started %s on %s", node.name, node.url)
-        yield node.url
+        yield node.url, node.ws_url if isinstance(node, GethNode) else None
 
 
 def _store(settings: ExperimentSettings) -> tuple[WeightStore, str]:
@@ -315,14 +317,17 @@ _WITHHELD = (
 
 def _start_agents(
     wallets: Sequence[_Wallet], password: str | None, rpc_url: str, deployment_path: Path, store_urls: Sequence[str],
-    settings: ExperimentSettings,
+    settings: ExperimentSettings, *, ws_url: str | None = None,
 ) -> list[_AgentProcess]:
     """One agent process per wallet, or one per ``settings.agents_per_process`` wallets. Keys, passwords
     and the RPC URL (which may carry an API key) go through the environment, never the command line:
-    ``ps`` shows every user the arguments."""
+    ``ps`` shows every user the arguments. ``ws_url``: the WebSocket endpoint of the node the run started
+    (a loopback URL), when it is not on the RPC port."""
     base_env = {k: v for k, v in os.environ.items() if k not in _WITHHELD}
     base_env[ENV_RPC_URL] = rpc_url
     common = ["--deployment", str(deployment_path), "--until-epoch", str(settings.epochs)]
+    if ws_url is not None:
+        common += ["--ws", ws_url]
     root = settings.out / "agents"
     per = max(1, settings.agents_per_process)
     agents = []
@@ -449,7 +454,7 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
     config = settings.learner_config()
     with contextlib.ExitStack() as stack:
         store, store_urls, swarm = _stores(settings, stack)
-        rpc_url = stack.enter_context(_chain(settings))
+        rpc_url, ws_url = stack.enter_context(_chain(settings))
         password = _run_password(settings, rpc_url) if os.environ.get(ENV_LEARNER_KEYS) is None else None
         # Keys for a local development chain are worthless outside it: a light scrypt (or none) is enough.
         scrypt_n = DEV_CHAIN_SCRYPT_N if password is not None and _on_dev_chain(settings, rpc_url) else None
@@ -479,7 +484,7 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
             stack.callback(server.stop)
             print(f"explorer: {url}", flush=True)
 
-        agents = _start_agents(wallets, password, rpc_url, deployment_path, store_urls, settings)
+        agents = _start_agents(wallets, password, rpc_url, deployment_path, store_urls, settings, ws_url=ws_url)
         stack.callback(_stop_agents, agents)
         w3 = connect(rpc_url)
         cursor = LogCursor(w3, deployment.address, start_block=deployment.block)

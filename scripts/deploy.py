@@ -33,7 +33,7 @@ from colearn_chain.store.unixfs import cid_v0
 
 def _deployer() -> Any:
     active = str(show_active())
-    if active in ("anvil", "development", "ganache-cli") or "fork" in active:
+    if active in ("anvil", "development", "ganache-cli", "geth-dev") or "fork" in active:
         return accounts[0]
     key = os.environ.get("COLEARN_DEPLOYER_KEY")
     if not key:
@@ -43,6 +43,9 @@ def _deployer() -> Any:
 
 def main(model_path: str | None = None) -> Deployment:
     learners_env = os.environ.get("COLEARN_LEARNERS")
+    if not learners_env and len(accounts) < 6:
+        raise SystemExit(f"set COLEARN_LEARNERS to the learners' addresses: this node has {len(accounts)} unlocked "
+                         "account(s), not the 5 besides the deployer's that the default takes (geth --dev has one)")
     learners = [a.strip() for a in learners_env.split(",")] if learners_env else [str(accounts[i]) for i in range(1, 6)]
     model_path = model_path or os.environ.get("COLEARN_INITIAL_MODEL")
     if not model_path:
@@ -58,10 +61,12 @@ def main(model_path: str | None = None) -> Deployment:
     proposer_votes = os.environ.get("COLEARN_COLEARN_VARIANT", "0") != "1"
     digest, cid = digest_hex(blob), cid_v0(blob)
 
-    contract = CollectiveLearning.deploy(
-        learners, threshold_bps, proposal_timeout, voting_timeout, proposer_votes, digest, cid,
-        {"from": _deployer()},
-    )
+    args = (learners, threshold_bps, proposal_timeout, voting_timeout, proposer_votes, digest, cid)
+    deployer = _deployer()
+    # The gas the deployment needs plus a margin, not the block's gas limit (brownie's default on a local
+    # chain), which geth refuses: it caps a transaction at 2**24 gas.
+    gas = CollectiveLearning.deploy.estimate_gas(*args, {"from": deployer})
+    contract = CollectiveLearning.deploy(*args, {"from": deployer, "gas_limit": gas * 6 // 5})
     record = Deployment(
         chain_id=network.chain.id,
         address=contract.address,

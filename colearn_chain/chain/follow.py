@@ -13,6 +13,15 @@ the number of learners. Agents still read everything at their next poll.
 Agents keep their own :class:`~.events.LogCursor` (order, confirmations, ranges); only the transport
 below it changes.
 
+The cache holds the logs of one chain: a reorganisation must not leave a dropped block's logs in it
+for the next reader (a block number names a different block after one). So the cache remembers the
+hash of the last block of every range it read and of every block it holds logs from, and before
+serving or extending it checks that its newest block is still the chain's; if not, it drops every
+block after the newest one that still is (the fork point) and reads them again. A range's last hash
+is asked for before its logs and the cache's newest block is checked after that and before the logs,
+so a reorganisation at any moment of a read leaves a hash that no longer matches, never a mixture of
+two chains that looks whole. The head follows the node down too (a chain can get shorter).
+
 Everything a node sends over the socket is treated as hostile: a message that is not a well-formed
 notification of our subscription is ignored, and a socket that fails sends the follower back to
 HTTP polling, never stops an agent.
@@ -32,10 +41,12 @@ from urllib.parse import urlsplit, urlunsplit
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
+from web3.exceptions import BlockNotFound
 
 from ..text import redact_in, redact_url
 from .connection import RetryingHTTPProvider, RetryPolicy, http_web3
 from .events import ChainEvent, decode_log, event_topic
+from .reorg import block_hash, fork_point
 
 __all__ = ["ChainFollower", "websocket_url"]
 
@@ -105,6 +116,8 @@ class ChainFollower:
         self._read_to = start_block - 1
         self._logs: list[ChainEvent] = []
         self._blocks: list[int] = []  # block number of each cached event, for bisect
+        #: block number -> hash when read, for the last block of each range read and each block with logs
+        self._hashes: dict[int, str] = {}
         self._address_bytes = bytes(HexBytes(self.address))
         self._waking_topics = [bytes(HexBytes(event_topic(name))) for name in WAKING_EVENTS]
         self._stopping = threading.Event()
@@ -160,12 +173,21 @@ class ChainFollower:
         with self._logs_lock:
             if start < self._first:
                 return list(self.w3.eth.get_logs(query))  # type: ignore[arg-type]
+            if self._read_to >= end:
+                self._drop_orphans()  # served from the cache only while its newest block is the chain's
             while self._read_to < end:
                 upto = min(end, self._read_to + MAX_RANGE)
+                upto_hash = block_hash(self.w3, upto)  # before the logs: see the module's docstring
+                if upto_hash is None:
+                    raise BlockNotFound(f"block {upto} is not on the chain (it got shorter or is not mined yet)")
+                if self._drop_orphans():
+                    continue
                 logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": self._read_to + 1, "toBlock": upto})
                 for event in sorted((decode_log(item) for item in logs), key=lambda e: e.meta.position):
                     self._logs.append(event)
                     self._blocks.append(event.meta.block_number)
+                    self._hashes[event.meta.block_number] = event.meta.block_hash
+                self._hashes[upto] = upto_hash
                 self._read_to = upto
             self._prune()
             lo = bisect.bisect_left(self._blocks, start)
@@ -179,14 +201,36 @@ class ChainFollower:
         if first > self._first:
             cut = bisect.bisect_left(self._blocks, first)
             del self._logs[:cut], self._blocks[:cut]
+            for number in [n for n in self._hashes if n < first]:
+                del self._hashes[number]
             self._first = first
 
+    def _drop_orphans(self) -> bool:
+        """If the cache's newest block is no longer the chain's, drop every block after the fork point (the
+        newest remembered block still on the chain) and return True; the caller reads them again."""
+        if self._read_to < self._first or block_hash(self.w3, self._read_to) == self._hashes.get(self._read_to):
+            return False
+        numbers = sorted(self._hashes, reverse=True)
+        fork = fork_point(numbers, lambda n: block_hash(self.w3, n) == self._hashes[n])
+        if fork is None:
+            fork = self._first - 1
+        cut = bisect.bisect_right(self._blocks, fork)
+        log.warning("a reorganisation replaced blocks %d..%d: the shared log cache reads them again (%d log(s) "
+                    "dropped)", fork + 1, self._read_to, len(self._logs) - cut)
+        del self._logs[cut:], self._blocks[cut:]
+        for number in [n for n in self._hashes if n > fork]:
+            del self._hashes[number]
+        self._read_to = fork
+        return True
+
     def _set_head(self, number: int, *, wake: bool = True) -> None:
+        """Take the node's head, lower ones too (a reorganisation can shorten the chain); wake on a new one."""
         with self._head_lock:
-            if number <= self._head:
+            if number == self._head:
                 return
+            rose = number > self._head
             self._head = number
-        if wake:
+        if wake and rose:
             for callback in self._listeners:
                 callback()
 

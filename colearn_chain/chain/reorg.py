@@ -9,6 +9,11 @@ still matches (the fork point), hands over a :class:`Removed` for every event it
 it (newest first, so undoing them is undoing a stack), and reads on from the fork point, so the
 events of the chain's new blocks follow in the same poll.
 
+The hash of a range's last block is asked for *before* its logs are read: logs that come from a
+source a step behind the chain (a shared :class:`~.follow.ChainFollower`'s cache, or a node that had
+not switched yet) were then read after that hash, so a reorganisation that makes them stale also
+changes the remembered hash, and the next poll takes them back.
+
 A reorganisation reaching below the oldest remembered block takes back every remembered event and reads
 on from that block; events older than the window cannot be taken back, so a reader must then ask the
 chain for its state (the agent resyncs whenever an undone event leaves its view unsure).
@@ -26,7 +31,7 @@ from web3.exceptions import BlockNotFound
 
 from .events import ChainEvent, LogCursor, TopicFilter, as_hex
 
-__all__ = ["DEFAULT_REORG_WINDOW", "Removed", "ReorgAwareCursor"]
+__all__ = ["DEFAULT_REORG_WINDOW", "Removed", "ReorgAwareCursor", "block_hash", "fork_point"]
 
 log = logging.getLogger(__name__)
 
@@ -75,30 +80,33 @@ class ReorgAwareCursor:
     def poll(self) -> list[ChainEvent | Removed]:
         """Removed events of dropped blocks (newest first), then the new blocks' events in chain order."""
         out: list[ChainEvent | Removed] = list(self._undo_reorg())
+        target = self.inner.safe_head()
+        if target < self.inner.next_block:
+            return out
+        target_hash = self._hash_of(target)  # before the logs: see the module's docstring
+        if target_hash is None:
+            return out  # the head we were told of is gone (the chain got shorter): read at the next poll
         before = self.inner.next_block
-        events = self.inner.poll()
+        events = self.inner.poll(to_block=target)
         out.extend(events)
         last = self.inner.next_block - 1
         if last >= before:
-            self._remember(events, last)
+            self._remember(events, last, target_hash if last == target else None)
         return out
 
     def _hash_of(self, number: int) -> str | None:
-        """The hash of block ``number`` now, None when the chain has no such block (it got shorter)."""
-        try:
-            block = self.w3.eth.get_block(number)
-        except BlockNotFound:
-            return None
-        return as_hex(block["hash"]) if block is not None and block.get("hash") is not None else None
+        return block_hash(self.w3, number)
 
-    def _remember(self, events: list[ChainEvent], last: int) -> None:
+    def _remember(self, events: list[ChainEvent], last: int, last_hash: str | None) -> None:
+        """Remember the blocks of ``events`` and ``last`` (whose hash, asked before the read, is ``last_hash``;
+        None: ask now, as the read stopped short of its target)."""
         for event in events:
             _, delivered = self._blocks.setdefault(event.meta.block_number, (event.meta.block_hash, []))
             delivered.append(event)
-        if last not in self._blocks:
+        if last_hash is None and last not in self._blocks:
             last_hash = self._hash_of(last)
-            if last_hash is not None:
-                self._blocks[last] = (last_hash, [])
+        if last_hash is not None:
+            self._blocks[last] = (last_hash, self._blocks.get(last, ("", []))[1])
         for number in [n for n in self._blocks if n <= last - self.window]:
             del self._blocks[number]
 
@@ -109,7 +117,7 @@ class ReorgAwareCursor:
         numbers = sorted(self._blocks, reverse=True)
         if self._hash_of(numbers[0]) == self._blocks[numbers[0]][0]:
             return []
-        fork = _fork_point(numbers, lambda n: self._hash_of(n) == self._blocks[n][0])
+        fork = fork_point(numbers, lambda n: self._hash_of(n) == self._blocks[n][0])
         if fork is None:
             fork = numbers[-1] - 1
             log.warning("a reorganisation reaches below block %d, the oldest this reader remembers (at most %d): "
@@ -123,7 +131,16 @@ class ReorgAwareCursor:
         return removed
 
 
-def _fork_point(numbers_newest_first: list[int], unchanged: Callable[[int], bool]) -> int | None:
+def block_hash(w3: Web3, number: int) -> str | None:
+    """The hash of block ``number`` now, None when the chain has no such block (it got shorter)."""
+    try:
+        block = w3.eth.get_block(number)
+    except BlockNotFound:
+        return None
+    return as_hex(block["hash"]) if block is not None and block.get("hash") is not None else None
+
+
+def fork_point(numbers_newest_first: list[int], unchanged: Callable[[int], bool]) -> int | None:
     """The newest remembered block still on the chain (its ancestors are then too), or None."""
     for number in numbers_newest_first:
         if unchanged(number):

@@ -11,7 +11,8 @@ from ..exceptions import ColearnChainError
 from ._logging import setup_logging
 
 #: Subcommand modules under colearn_chain.cli, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("run", "wallet", "deploy", "agent", "agents", "status", "explorer", "verify", "ipfs-node")
+COMMANDS: tuple[str, ...] = ("run", "wallet", "deploy", "agent", "agents", "status", "explorer", "verify", "ipfs-node",
+                             "chain")
 
 
 def build_parser() -> argparse.ArgumentParser:

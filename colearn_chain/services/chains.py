@@ -15,16 +15,19 @@ CHAINS: Final[tuple[str, ...]] = ("anvil", "ganache", "geth")
 DEFAULT_CHAIN: Final[str] = "anvil"
 
 
-def chain_node(kind: str, *, block_time: float | None = None, log_path: Path | None = None) -> AnvilNode:
-    """A local chain of ``kind``, not started yet (use it as a context manager).
+def chain_node(
+    kind: str, *, block_time: float | None = None, log_path: Path | None = None, port: int | None = None
+) -> AnvilNode:
+    """A local chain of ``kind``, not started yet (use it as a context manager), its RPC on 127.0.0.1:``port``
+    (None: a free port).
 
     ``block_time`` None: Anvil and Ganache mine each transaction at once; geth seals a block every
     :data:`~.geth.DEFAULT_PERIOD` seconds, as a real chain would.
     """
     if kind == "anvil":
-        return AnvilNode(block_time=block_time, log_path=log_path)
+        return AnvilNode(block_time=block_time, log_path=log_path, port=port)
     if kind == "ganache":
-        return GanacheNode(block_time=block_time, log_path=log_path)
+        return GanacheNode(block_time=block_time, log_path=log_path, port=port)
     if kind == "geth":
-        return GethNode(block_time=DEFAULT_PERIOD if block_time is None else block_time, log_path=log_path)
+        return GethNode(block_time=DEFAULT_PERIOD if block_time is None else block_time, log_path=log_path, port=port)
     raise ValueError(f"unknown chain {kind!r}: choose one of {', '.join(CHAINS)}")

@@ -108,6 +108,23 @@ def test_agents_sharing_processes_decide_as_the_reference_driver(
         assert record["own"].get("eth_chainId", 0) <= 2  # asked once per client, not before every call
 
 
+def test_agents_sharing_processes_decide_as_the_reference_driver_on_geth(kubo_node: KuboNode, tmp_path: Path) -> None:
+    """4 learners, 2 agents per process, on geth's dev mode (a block a second; RPC on loopback, no peers): the
+    shared follower gets new heads pushed over geth's own WebSocket port and serves its agents one log cache."""
+    with GethNode(block_time=1) as geth:
+        consortium = _run_and_compare(
+            geth.url, tmp_path, kubo_node.url, n=4, proposer_votes=True, epochs=6, per_process=2,
+            extra=("--ws", geth.ws_url), timeout=240,
+        )
+
+    # Assert: the agents shared two followers, each subscribed over WebSocket
+    assert len({a.proc for a in consortium.agents}) == 2
+    for agent in consortium.agents:
+        record = _rpc_record(consortium, agent.index)
+        assert record["follow_mode"] == "websocket"
+        assert record["agents_in_process"] == 2
+
+
 @pytest.mark.parametrize(
     ("n", "proposer_votes"), [(3, True), (5, False)], ids=["seed-rule-3-learners", "colearn-variant-5-learners"]
 )

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from agent_harness import Consortium, same_weights
+from colearn_chain.chain.client import ChainClient
 from colearn_chain.chain.events import (
     ChainEvent,
     EpochSkipped,
@@ -33,7 +35,9 @@ from colearn_chain.chain.events import (
     VoteCast,
     WeightsProposed,
 )
-from colearn_chain.services.anvil import AnvilNode
+from colearn_chain.chain.follow import ChainFollower
+from colearn_chain.chain.reorg import Removed, ReorgAwareCursor
+from colearn_chain.services.anvil import AnvilNode, fund
 
 pytestmark = pytest.mark.slow
 
@@ -99,6 +103,20 @@ CLOSE_SELECTOR = Web3.keccak(text="close(uint256)")[:4]
 def test_a_removed_event_is_noticed_and_the_agents_still_decide_as_the_reference(
     tmp_path: Path, kind: str, depth: int, confirmations: int
 ) -> None:
+    _removed_event_case(tmp_path, kind, depth, confirmations, per_process=1)
+
+
+@pytest.mark.parametrize(("kind", "depth"), [("proposal", 1), ("accept", 3)],
+                         ids=["proposal-depth-1", "accept-depth-3"])
+def test_agents_sharing_one_follower_take_back_a_removed_event_and_decide_as_the_reference(
+    tmp_path: Path, kind: str, depth: int
+) -> None:
+    """All four agents in one `colearn-chain agents` process: they read the chain through one follower's log
+    cache, which must not serve them the dropped block's logs again."""
+    _removed_event_case(tmp_path, kind, depth, 0, per_process=4)
+
+
+def _removed_event_case(tmp_path: Path, kind: str, depth: int, confirmations: int, *, per_process: int) -> None:
     # Prepare: 4 learners under the colearn variant (the proposer does not vote), a block a second
     with AnvilNode(block_time=1) as anvil:
         # Deadlines long enough that a proposal or vote sent again (after retraining) lands before them.
@@ -109,8 +127,12 @@ def test_a_removed_event_is_noticed_and_the_agents_still_decide_as_the_reference
         accepted = [r.epoch for r in reference if r.accepted and r.epoch >= 1]
         assert accepted, "the run must accept a proposal after epoch 0"
         epoch = accepted[0] if kind == "accept" else 1
-        for i in range(consortium.n):
-            consortium.start(i, until_epoch=EPOCHS, extra=("--confirmations", str(confirmations)))
+        extra = ("--confirmations", str(confirmations))
+        if per_process > 1:
+            consortium.start_group(range(consortium.n), until_epoch=EPOCHS, extra=extra)
+        else:
+            for i in range(consortium.n):
+                consortium.start(i, until_epoch=EPOCHS, extra=extra)
 
         # Execute
         try:
@@ -141,6 +163,11 @@ def test_a_removed_event_is_noticed_and_the_agents_still_decide_as_the_reference
         if confirmations == 0:
             # Every agent read the event, and every agent took it back.
             assert all(f"a reorganisation removed {type(vanished).__name__}" in t for t in texts), _logs(consortium)
+            if kind != "vote":  # (votes are logged at debug level only)
+                # ... and never read it again (a log cache keyed by block number served it once more).
+                said = {"proposal": " proposed ", "accept": " accepted: "}[kind]
+                assert all(sum(seen in line and said in line for line in t.splitlines()) == 1 for t in texts), \
+                    _logs(consortium)
         else:
             # No agent ever read it, so none acted on it (and none had anything to take back).
             assert not any(seen in t for t in texts), _logs(consortium)
@@ -186,3 +213,77 @@ def test_a_keeper_whose_close_vanished_closes_again_and_never_pays_twice(tmp_pat
                     closes.append((Web3.to_hex(tx_hash), w3.eth.get_transaction_receipt(tx_hash)["status"]))  # type: ignore[arg-type]
         assert [status for _, status in closes] == [1] * until, closes
         assert {tx for tx, _ in closes} == {e.meta.tx_hash for e in outcomes}
+
+
+# ───────────────────────────────────────────── the shared follower's log cache (what `agents` processes read)
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.02)
+
+
+def _names(items: list[Any]) -> list[str]:
+    return [f"-{type(i.event).__name__}" if isinstance(i, Removed) else type(i).__name__ for i in items]
+
+
+def test_cursors_sharing_a_follower_never_read_a_dropped_blocks_logs_from_its_cache() -> None:
+    # Prepare: three learners, one proposal and three votes (a block each); two cursors read through one
+    # follower, as the agents of one `colearn-chain agents` process do; A has read everything, B nothing yet
+    with AnvilNode() as anvil:
+        accounts = [Account.create() for _ in range(3)]
+        fund(anvil.url, [a.address for a in accounts])
+        deployment = ChainClient(anvil.url, accounts[0]).deploy(
+            [a.address for a in accounts], 5000, 60, 60, True, "0x" + "ab" * 32, "QmInitial")
+        clients = [ChainClient(anvil.url, a, deployment.address) for a in accounts]
+        w3 = clients[0].w3
+        with ChainFollower(anvil.url, deployment.address, start_block=deployment.block, poll_interval=0.02,
+                           websocket=False) as follower:
+
+            def cursor() -> ReorgAwareCursor:
+                return ReorgAwareCursor(w3, deployment.address, start_block=deployment.block + 1,
+                                        head=follower.head, get_logs=follower.get_logs)
+
+            def synced() -> None:
+                _until(lambda: follower.head() == w3.eth.block_number, "the follower sees the node's head")
+
+            a = cursor()
+            clients[0].propose(0, "0x" + "cd" * 32, "QmNew")
+            for client in clients:
+                client.vote(0, True, 10**18)
+            synced()
+            read = a.poll()
+            raw_vote = w3.eth.get_raw_transaction(read[3].meta.tx_hash)  # type: ignore[union-attr, arg-type]
+
+            # Execute: the deciding vote's block is replaced by an empty one
+            w3.provider.make_request("anvil_reorg", [1, []])  # type: ignore[arg-type]
+            synced()
+            a_dropped, b_dropped = a.poll(), cursor().poll()
+            # ... then by one holding that vote again (a new block hash), then rolled back
+            w3.provider.make_request("anvil_reorg", [1, [[w3.to_hex(raw_vote), 0]]])  # type: ignore[arg-type]
+            synced()
+            a_replayed, b_replayed = a.poll(), cursor().poll()
+            replayed_hash = Web3.to_hex(w3.eth.get_block("latest")["hash"])
+            w3.provider.make_request("anvil_rollback", [1])  # type: ignore[arg-type]
+            synced()
+            a_rolled_back, b_rolled_back = a.poll(), cursor().poll()
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            synced()
+            a_quiet = a.poll()
+
+        # Assert: A takes back exactly the dropped block's events and reads the new block's; B, which never saw
+        # the old block, reads the chain as it is now; neither is served a log of a block the chain dropped
+        assert _names(read) == ["WeightsProposed", "VoteCast", "VoteCast", "VoteCast", "ProposalAccepted",
+                                "EpochStarted"]
+        assert _names(a_dropped) == ["-EpochStarted", "-ProposalAccepted", "-VoteCast"]
+        assert _names(b_dropped) == ["WeightsProposed", "VoteCast", "VoteCast"]
+        assert _names(a_replayed) == ["VoteCast", "ProposalAccepted", "EpochStarted"]
+        assert {e.meta.block_hash for e in a_replayed if not isinstance(e, Removed)} == {replayed_hash}
+        assert _names(b_replayed) == _names(read)
+        assert [e.meta.block_hash for e in b_replayed if not isinstance(e, Removed)][3:] == [replayed_hash] * 3
+        assert _names(a_rolled_back) == ["-EpochStarted", "-ProposalAccepted", "-VoteCast"]
+        assert _names(b_rolled_back) == ["WeightsProposed", "VoteCast", "VoteCast"]
+        assert a_quiet == []
+        assert a.next_block == w3.eth.block_number + 1
