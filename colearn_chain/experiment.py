@@ -46,7 +46,7 @@ from .decision import threshold_to_bps
 from .exceptions import ColearnChainError
 from .explorer.server import serve_in_background
 from .history import History
-from .learners import learner_config, make_learner
+from .learners import MODEL_KINDS, learner_config, make_learner
 from .protocol import proposer_index
 from .results import assemble_results
 from .services import stop_processes
@@ -105,13 +105,14 @@ class ExperimentSettings:
         """The JSON-able config every agent (and the reference) builds its learner from."""
         if self.kind == "toy":
             return learner_config("toy", n_learners=self.learners, seed=self.seed, **self.learner_overrides)
+        kind, model = MODEL_KINDS.get(self.model, ("sklearn", self.model))  # e.g. sklearn-mlp, cnn
         settings: dict[str, Any] = {
-            "n_learners": self.learners, "seed": self.seed, "dataset": self.dataset, "model": self.model,
+            "n_learners": self.learners, "seed": self.seed, "dataset": self.dataset, "model": model,
             "split": self.split,
         }
         if self.split == "dirichlet":
             settings["alpha"] = self.alpha
-        return learner_config("sklearn", **settings, **self.learner_overrides)
+        return learner_config(kind, **settings, **self.learner_overrides)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as written to results.json: URLs redacted (they may carry an API key)."""

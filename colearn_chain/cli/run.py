@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..experiment import ENV_FUNDER_KEY, ENV_LEARNER_KEYS, ExperimentSettings, run_experiment
+from ..learners import MODEL_KINDS
 from ..wallet import ENV_KEYSTORE_PASSWORD
 
 DESCRIPTION = f"""\
@@ -49,8 +50,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         f"learner (default {defaults.kind})")
     g.add_argument("--dataset", choices=("digits", "breast_cancer", "wine", "mnist1d"), default=defaults.dataset,
                    help=f"data set, all available offline (default {defaults.dataset})")
-    g.add_argument("--model", choices=("linear", "mlp"), default=defaults.model,
-                   help=f"model every learner trains (default {defaults.model})")
+    g.add_argument("--model", choices=("linear", "mlp", *MODEL_KINDS), default=defaults.model,
+                   help="model every learner trains: numpy linear or mlp, scikit-learn's SGDClassifier "
+                        f"(sklearn-sgd) or MLPClassifier (sklearn-mlp) (default {defaults.model})")
     g.add_argument("--split", choices=("iid", "dirichlet"), default=defaults.split,
                    help=f"how the data is spread over learners (default {defaults.split})")
     g.add_argument("--alpha", type=float, default=defaults.alpha,

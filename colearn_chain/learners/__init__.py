@@ -35,15 +35,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from ..mli import MachineLearningInterface
+from . import estimators
 from .data import FederatedData, Scaling, split_learners
 from .sklearn import ClassifierLearner, TrainingConfig, VoteRule, make_model
 from .toy import ToyLearner
 
-KINDS = ("toy", "sklearn")
+KINDS = ("toy", "sklearn", "estimator")
 
 TOY_DEFAULTS: dict[str, Any] = {"kind": "toy", "n_learners": 5, "seed": 0, "dim": 4}
 
@@ -67,11 +68,25 @@ SKLEARN_DEFAULTS: dict[str, Any] = {
 }
 
 _DEFAULTS = {"toy": TOY_DEFAULTS, "sklearn": SKLEARN_DEFAULTS}
+
+
+# ---- learners of other frameworks, each in its own module with its own config (defaults, build) ----
+class _Kind(NamedTuple):
+    config: Callable[..., dict[str, Any]]
+    build: Callable[[Mapping[str, Any], int], MachineLearningInterface]
+
+
+#: kind -> how its module completes a config and builds learner ``index`` from it.
+EXTRA_KINDS: dict[str, _Kind] = {"estimator": _Kind(estimators.estimator_config, estimators.build)}
+#: ``--model`` choices beyond the numpy ``linear`` / ``mlp``, and the kind each one needs.
+MODEL_KINDS: dict[str, tuple[str, str]] = {"sklearn-sgd": ("estimator", "sgd"), "sklearn-mlp": ("estimator", "mlp")}
 _TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(TrainingConfig))
 
 
 def learner_config(kind: str = "sklearn", **settings: Any) -> dict[str, Any]:
     """Return the complete config of ``kind`` with ``settings`` over the defaults; unknown keys raise ValueError."""
+    if kind in EXTRA_KINDS:
+        return EXTRA_KINDS[kind].config(**settings)
     if kind not in _DEFAULTS:
         raise ValueError(f"unknown learner kind {kind!r}; choose one of {', '.join(KINDS)}")
     defaults = _DEFAULTS[kind]
@@ -87,6 +102,8 @@ def learner_config(kind: str = "sklearn", **settings: Any) -> dict[str, Any]:
 def make_learner(config: Mapping[str, Any], index: int) -> MachineLearningInterface:
     """Build learner ``index`` of the consortium ``config`` describes (defaults fill missing keys)."""
     settings = dict(config)
+    if settings.get("kind") in EXTRA_KINDS:
+        return EXTRA_KINDS[settings["kind"]].build(settings, index)
     full = learner_config(settings.pop("kind", "sklearn"), **settings)
     if not 0 <= index < full["n_learners"]:
         raise ValueError(f"learner index {index} outside 0..{full['n_learners'] - 1}")
@@ -136,7 +153,9 @@ def make_learners(kind: str = "sklearn", **settings: Any) -> list[MachineLearnin
 
 
 __all__ = [
+    "EXTRA_KINDS",
     "KINDS",
+    "MODEL_KINDS",
     "SKLEARN_DEFAULTS",
     "TOY_DEFAULTS",
     "ClassifierLearner",
