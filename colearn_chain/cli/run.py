@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help=f"data set, all available offline (default {defaults.dataset})")
     g.add_argument("--model", choices=("linear", "mlp", *MODEL_KINDS), default=defaults.model,
                    help="model every learner trains: numpy linear or mlp, scikit-learn's SGDClassifier "
-                        f"(sklearn-sgd) or MLPClassifier (sklearn-mlp) (default {defaults.model})")
+                        "(sklearn-sgd) or MLPClassifier (sklearn-mlp), or the Keras 1-D CNN (cnn) "
+                        f"(default {defaults.model})")
     g.add_argument("--split", choices=("iid", "dirichlet"), default=defaults.split,
                    help=f"how the data is spread over learners (default {defaults.split})")
     g.add_argument("--alpha", type=float, default=defaults.alpha,

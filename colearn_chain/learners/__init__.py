@@ -39,12 +39,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from ..mli import MachineLearningInterface
-from . import estimators
+from . import estimators, keras
 from .data import FederatedData, Scaling, split_learners
 from .sklearn import ClassifierLearner, TrainingConfig, VoteRule, make_model
 from .toy import ToyLearner
 
-KINDS = ("toy", "sklearn", "estimator")
+KINDS = ("toy", "sklearn", "estimator", "keras")
 
 TOY_DEFAULTS: dict[str, Any] = {"kind": "toy", "n_learners": 5, "seed": 0, "dim": 4}
 
@@ -77,9 +77,14 @@ class _Kind(NamedTuple):
 
 
 #: kind -> how its module completes a config and builds learner ``index`` from it.
-EXTRA_KINDS: dict[str, _Kind] = {"estimator": _Kind(estimators.estimator_config, estimators.build)}
+EXTRA_KINDS: dict[str, _Kind] = {
+    "estimator": _Kind(estimators.estimator_config, estimators.build),
+    "keras": _Kind(keras.keras_config, keras.build),
+}
 #: ``--model`` choices beyond the numpy ``linear`` / ``mlp``, and the kind each one needs.
-MODEL_KINDS: dict[str, tuple[str, str]] = {"sklearn-sgd": ("estimator", "sgd"), "sklearn-mlp": ("estimator", "mlp")}
+MODEL_KINDS: dict[str, tuple[str, str]] = {
+    "sklearn-sgd": ("estimator", "sgd"), "sklearn-mlp": ("estimator", "mlp"), "cnn": ("keras", "cnn"),
+}
 _TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(TrainingConfig))
 
 
