@@ -6,6 +6,10 @@ centralized, accepted epochs, and whether the chain matched the in-memory refere
 
     python bench/experiments.py                       # 4 datasets x 2 splits x 2 models x 3 seeds
     python bench/experiments.py --datasets digits --seeds 0 1 2 --json table.json
+    python bench/experiments.py --datasets mnist1d --models sklearn-mlp cnn   # scikit-learn's MLP, the Keras CNN
+
+Models: ``linear`` and ``mlp`` (numpy), ``sklearn-sgd`` and ``sklearn-mlp`` (scikit-learn estimators),
+``cnn`` (Keras; needs the ``keras`` extra).
 
 Prints the table as markdown and, with --json, every run's numbers. About 30 s per run on 2 cores.
 """

@@ -273,7 +273,9 @@ ESTIMATOR_DEFAULTS: dict[str, Any] = {
     "vote_tolerance": VoteRule().tolerance,
 }
 #: Settings whose defaults differ by model (MLPClassifier's Adam wants a smaller step than SGD's eta0).
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"sgd": {}, "mlp": {"learning_rate": 0.001}}
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sgd": {}, "mlp": {"hidden": [256, 256], "learning_rate": 0.01, "batch_size": 100, "l2": 0.1},
+}
 
 
 def estimator_config(**settings: Any) -> dict[str, Any]:
@@ -325,6 +327,7 @@ def mlp_learner(index: int, n_learners: int, seed: int, options: Mapping[str, An
 __all__ = [
     "ESTIMATOR_DEFAULTS",
     "ESTIMATOR_MODELS",
+    "MODEL_DEFAULTS",
     "EstimatorLearner",
     "EstimatorModel",
     "EstimatorSettings",

@@ -16,6 +16,7 @@ from colearn_chain.driver import run
 from colearn_chain.exceptions import WeightsMismatch
 from colearn_chain.learners.estimators import (
     ESTIMATOR_DEFAULTS,
+    MODEL_DEFAULTS,
     EstimatorLearner,
     build,
     estimator_config,
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _learners(model: str, **settings: Any) -> list[EstimatorLearner]:
+    if model == "mlp":  # one small hidden layer keeps the tests quick
+        settings = {"hidden": [32], **settings}
     config = estimator_config(**{**SMALL, "model": model, **settings})
     return [build(config, i) for i in range(config["n_learners"])]
 
@@ -102,8 +105,8 @@ def test_classes_missing_locally_keep_their_output_units(model: str) -> None:
 @pytest.mark.parametrize("model", ["sgd", "mlp"])
 def test_a_json_rebuilt_learner_proposes_and_votes_the_same(model: str) -> None:
     # Prepare
-    config = json.loads(json.dumps(estimator_config(**SMALL, model=model)))
     reference = _learners(model)
+    config = json.loads(json.dumps(estimator_config(**{**SMALL, "model": model, "hidden": [32]})))
     probe = reference[0].propose_weights()
     # Execute
     rebuilt = build(config, 2)
@@ -178,7 +181,9 @@ def test_wrong_weights_raise_weights_mismatch() -> None:
 
 def test_config_defaults_per_model_and_unknown_models() -> None:
     # Execute / Assert
-    assert estimator_config(model="mlp")["learning_rate"] == 0.001
+    mlp = estimator_config(model="mlp")
+    assert MODEL_DEFAULTS["mlp"] and all(mlp[k] == v for k, v in MODEL_DEFAULTS["mlp"].items())
+    assert estimator_config(model="mlp", learning_rate=0.5)["learning_rate"] == 0.5
     assert estimator_config(model="sgd")["learning_rate"] == ESTIMATOR_DEFAULTS["learning_rate"]
     with pytest.raises(ValueError, match="unknown estimator model"):
         estimator_config(model="forest")
@@ -199,7 +204,7 @@ print(digest_hex(encode_weights(learners[0].current_weights())))
 @pytest.mark.parametrize("model", ["sgd", "mlp"])
 def test_another_process_reaches_bitwise_the_same_weights(model: str) -> None:
     # Prepare
-    config = estimator_config(**SMALL, model=model)
+    config = estimator_config(**SMALL, model=model)  # the defaults, as an agent gets them
     here = [build(config, i) for i in range(3)]
     run(here, 4)
     # Execute
