@@ -45,6 +45,7 @@ from colearn_chain.learners.data import LearnerData, Split, load_dataset
 
 MODELS = ("linear", "mlp", "sklearn-mlp", "cnn")
 PAPER = {"linear": 0.32, "mlp": 0.68, "sklearn-mlp": 0.68, "cnn": 0.94}
+#: One setting at a time over each model's defaults, then the combinations that the first round suggested.
 SWEEP: dict[str, dict[str, dict[str, Any]]] = {
     model: {
         "defaults": {},
@@ -55,9 +56,16 @@ SWEEP: dict[str, dict[str, dict[str, Any]]] = {
         "vote log_loss tol 0.05": {"vote_metric": "log_loss", "vote_tolerance": 0.05},
         "train absent classes": {"keep_absent_classes": False},
         "no class weight": {"class_weight": None},
+        "no cw + tol 0.05": {"class_weight": None, "vote_tolerance": 0.05},
+        "no cw + local 15": {"class_weight": None, "local_epochs": 15},
+        "no cw + local 15 + tol .05": {"class_weight": None, "local_epochs": 15, "vote_tolerance": 0.05},
+        "no cw + absent + tol .05": {"class_weight": None, "keep_absent_classes": False, "vote_tolerance": 0.05},
+        "batch 100 + no cw + tol .05": {"batch_size": 100, "class_weight": None, "vote_tolerance": 0.05},
+        "l2 0.3 + local 15 + tol .05": {"l2": 0.3, "local_epochs": 15, "vote_tolerance": 0.05},
     }
     for model in ("sklearn-mlp", "cnn")
 }
+del SWEEP["cnn"]["l2 0.3 + local 15 + tol .05"]  # the CNN has no l2 setting
 
 
 def config(model: str, split: str, seed: int, **overrides: Any) -> dict[str, Any]:
@@ -137,6 +145,7 @@ def main() -> None:
     parser.add_argument("--paper", action="store_true", help="centralized on the paper's 4,000 / 1,000 split")
     parser.add_argument("--sweep", action="store_true", help="one setting at a time over the defaults (collective)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--settings", nargs="+", help="with --sweep: only these settings (names as printed)")
     parser.add_argument("--splits", nargs="+", default=["iid", "dirichlet"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
@@ -161,6 +170,8 @@ def main() -> None:
             for model in args.models:
                 settings = SWEEP.get(model, {"defaults": {}}) if args.sweep else {"defaults": {}}
                 for name, overrides in settings.items():
+                    if args.settings and name not in args.settings:
+                        continue
                     for split in args.splits:
                         for seed in args.seeds:
                             cells.append((model, name, split, seed, overrides, not args.sweep))

@@ -55,7 +55,8 @@ class EstimatorSettings:
     """The local training of one proposal: ``local_epochs`` calls of ``partial_fit`` (one pass each).
 
     ``learning_rate`` is SGDClassifier's constant ``eta0`` or MLPClassifier's Adam ``learning_rate_init``;
-    ``l2`` is scikit-learn's ``alpha``. The defaults come from ``bench/learning.py --sweep-models``.
+    ``l2`` is scikit-learn's ``alpha``. The MLP's defaults (:data:`MODEL_DEFAULTS`) come from
+    ``bench/paper_mnist1d.py``.
     """
 
     local_epochs: int = 5
@@ -274,7 +275,9 @@ ESTIMATOR_DEFAULTS: dict[str, Any] = {
 }
 #: Settings whose defaults differ by model (MLPClassifier's Adam wants a smaller step than SGD's eta0).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sgd": {}, "mlp": {"hidden": [256, 256], "learning_rate": 0.01, "batch_size": 100, "l2": 0.1},
+    "sgd": {},
+    "mlp": {"hidden": [256, 256], "learning_rate": 0.01, "batch_size": 100, "l2": 0.1, "local_epochs": 15,
+            "class_weight": None, "vote_tolerance": 0.05},
 }
 
 

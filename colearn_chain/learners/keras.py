@@ -277,7 +277,10 @@ KERAS_DEFAULTS: dict[str, Any] = {
     "learning_rate": 0.01,
     **{f.name: f.default for f in dataclasses.fields(KerasSettings) if f.name != "outputs"},
     "vote_metric": VoteRule().metric,
-    "vote_tolerance": VoteRule().tolerance,
+    # bench/paper_mnist1d.py --sweep: plain (not class-balanced) loss and a vote tolerance of 0.05
+    # raised Dirichlet 0.5 from 0.563 to 0.749 (seeds 0, 1) and left iid at 0.853.
+    "class_weight": None,
+    "vote_tolerance": 0.05,
 }
 
 
