@@ -1,8 +1,9 @@
 """A learner wrapping any compiled Keras 3 model, and the 1-D CNN for mnist1d that ships with it.
 
-Keras runs on the backend ``KERAS_BACKEND`` names; this module sets it to ``jax`` (CPU) unless it is
-set already, before it first imports Keras, and imports Keras only when a Keras learner is built, so
-the rest of the package never needs it (``pip install 'colearn-chain[keras]'``).
+Keras runs on the backend ``KERAS_BACKEND`` names; this module sets it to ``jax`` (and
+``JAX_PLATFORMS`` to ``cpu``) unless they are set already, before it first imports Keras, and it
+imports Keras only when a Keras learner is built, so the rest of the package never needs it
+(``pip install 'colearn-chain[keras]'``).
 
 The weights are the model's variables (``model.weights``) by path, e.g. ``cnn/conv0/kernel``, as
 float32 arrays. Keras numbers unnamed layers per process (``dense``, ``dense_1``, ...), so every
@@ -53,6 +54,7 @@ _EPS = 1e-12
 def import_keras() -> ModuleType:
     """Import Keras on ``$KERAS_BACKEND`` (``jax`` unless set), or raise MissingExtra naming the extra."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # CPU only: no probing for accelerators (and no log about it)
     return require("keras", "the Keras learner", extra="keras")
 
 
