@@ -18,7 +18,7 @@ from .chain.deployment import Deployment
 from .codec import decode_weights, encode_weights
 from .exceptions import ColearnChainError
 from .history import History
-from .learners import baselines, make_learner
+from .learners import ClassifierLearner, baselines, make_learner
 from .progress import Progress
 from .typing import Weights
 
@@ -110,7 +110,9 @@ def assemble_results(
     for learner, weights in zip(fresh, final_weights, strict=True):
         learner.accept_weights(weights)
     final: dict[str, Any] = {}
-    if config["kind"] == "sklearn":
+    # The ready-made classifiers (numpy, scikit-learn, Keras) have a global test set and pooled data.
+    classifiers = isinstance(fresh[0], ClassifierLearner)
+    if classifiers:
         accuracies = baselines.global_test_accuracy(fresh)
         local = baselines.local_test_accuracy(fresh)
         final = {
@@ -141,7 +143,7 @@ def assemble_results(
     bar.done(f"decisions match the chain: {reference_json['decisions_match']}, "
              f"final weights match: {reference_json['weights_match']}")
     baselines_json: dict[str, Any] = {"reference": reference_json}
-    if config["kind"] == "sklearn":
+    if classifiers:
         bar = Progress("solo baseline (each learner alone)", epochs * len(learners), progress_stream)
         solo = baselines.solo(config, epochs, on_epoch=bar.advance)
         bar.done(f"mean global test accuracy {solo.mean:.4f}")
