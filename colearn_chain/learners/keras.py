@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import random
 from collections.abc import Iterator
@@ -167,6 +168,9 @@ class KerasModel(Model):
         self._write(start)
         for variable, value in zip(self.network.optimizer.variables, self._optimizer_start, strict=True):
             variable.assign(value)
+        for anchor, variable in zip(getattr(self.network.optimizer, "anchors", ()), self.network.trainable_variables,
+                                    strict=False):  # a proximal optimizer pulls toward the start
+            anchor.assign(start[variable.path])
         order = np.concatenate([rng.permutation(len(data)) for _ in range(s.local_epochs)])
         x, y = data.x.astype(np.float32)[order], data.y[order]
         sample_weight = self._sample_weight(data.y)
@@ -251,12 +255,44 @@ def keras_learner(
                         vote_rule=vote_rule)
 
 
-def cnn(n_features: int, n_classes: int, *, seed: int = 0, channels: int = 25, learning_rate: float = 0.01) -> Any:
+@functools.cache
+def _proximal_adam(keras: ModuleType) -> type:
+    """Adam on the loss plus ``prox / 2 * ||w - anchor||^2``: FedProx's pull toward the weights a proposal starts from.
+
+    The anchors are optimizer variables (one per trainable variable, in its order), so every backend's
+    training loop carries them; :meth:`KerasModel.fit` sets them to the start weights before it trains.
+    """
+
+    class ProximalAdam(keras.optimizers.Adam):  # type: ignore[misc,name-defined]
+        def __init__(self, prox: float, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.prox = prox
+
+        def build(self, var_list: list[Any]) -> None:
+            if self.built:
+                return
+            super().build(var_list)
+            self.anchors = [self.add_variable_from_reference(v, name="anchor") for v in var_list]
+
+        def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+            ops = keras.ops
+            anchor = self.anchors[self._get_variable_index(variable)]
+            pull = ops.multiply(ops.cast(self.prox, variable.dtype), ops.subtract(variable, anchor))
+            super().update_step(ops.add(ops.cast(gradient, variable.dtype), pull), variable, learning_rate)
+
+    return ProximalAdam
+
+
+def cnn(n_features: int, n_classes: int, *, seed: int = 0, channels: int = 25, learning_rate: float = 0.01,
+        prox: float = 0.0) -> Any:
     """The 1-D CNN for mnist1d (after the MNIST-1D paper's): three strided Conv1D + ReLU, a dense layer of logits.
 
     Built under ``keras.utils.set_random_seed(seed)``, so every process gets the same initial weights;
-    compiled with Adam and sparse categorical cross-entropy on logits.
+    compiled with Adam (with ``prox`` > 0, Adam with FedProx's proximal term toward the start weights)
+    and sparse categorical cross-entropy on logits.
     """
+    if prox < 0:
+        raise ValueError(f"prox must be >= 0, got {prox}")
     keras = import_keras()
     layers = keras.layers
     with _seeded(keras, seed):
@@ -272,10 +308,9 @@ def cnn(n_features: int, n_classes: int, *, seed: int = 0, channels: int = 25, l
             ],
             name="cnn",
         )
-    network.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
+    optimizer = (_proximal_adam(keras)(prox, learning_rate=learning_rate) if prox > 0
+                 else keras.optimizers.Adam(learning_rate))
+    network.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return network
 
 
@@ -287,7 +322,7 @@ def _cnn_defaults() -> dict[str, Any]:
     training = {f.name: f.default for f in dataclasses.fields(KerasSettings) if f.name != "outputs"}
     return {
         **{k: NUMPY_DEFAULTS[k] for k in DATA_KEYS}, "dataset": "mnist1d",
-        "channels": 25, "learning_rate": 0.01, **training,
+        "channels": 25, "learning_rate": 0.01, "prox": 0.0, **training,
         **{k: NUMPY_DEFAULTS[k] for k in VOTE_KEYS},
         # bench/paper_mnist1d.py --sweep: plain (not class-balanced) loss and a vote tolerance of 0.05
         # raised Dirichlet 0.5 from 0.563 to 0.749 (seeds 0, 1) and left iid at 0.853.
@@ -307,7 +342,7 @@ def cnn_learner(index: int, n_learners: int, seed: int, options: dict[str, Any])
 
     data = learner_data(index, n_learners, seed, options)
     network = cnn(data.n_features, data.n_classes, seed=seed, channels=int(options["channels"]),
-                  learning_rate=float(options["learning_rate"]))
+                  learning_rate=float(options["learning_rate"]), prox=float(options["prox"]))
     settings = KerasSettings(
         local_epochs=int(options["local_epochs"]), batch_size=int(options["batch_size"]),
         class_weight=options["class_weight"], keep_absent_classes=bool(options["keep_absent_classes"]),

@@ -177,3 +177,18 @@ def test_any_compiled_keras_model_plugs_in(learners: list[KerasLearner]) -> None
     assert verdict.vote and verdict.vote_score > 0.5
     with pytest.raises(ValueError, match="compiled"):
         keras_learner(cnn(64, 10).__class__.from_config(cnn(64, 10).get_config()), data, index=0)
+
+
+def test_the_proximal_term_pulls_the_proposal_toward_the_start() -> None:
+    # Prepare: the same learner without and with FedProx's term, tiny (4 channels, 1 pass)
+    def moved(prox: float) -> float:
+        learner = _build(learner_config("keras-cnn", **{**SMALL, "local_epochs": 1, "channels": 4, "prox": prox}), 0)
+        start, proposal = learner.current_weights(), learner.propose_weights()
+        return float(np.sqrt(sum(np.sum((proposal[k] - start[k]) ** 2) for k in start)))
+
+    # Execute
+    plain, pulled, held = moved(0.0), moved(1.0), moved(100.0)
+    # Assert
+    assert plain > pulled > held > 0.0
+    with pytest.raises(ValueError, match="prox must be >= 0"):
+        cnn(64, 10, prox=-0.1)
