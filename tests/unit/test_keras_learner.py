@@ -181,14 +181,36 @@ def test_any_compiled_keras_model_plugs_in(learners: list[KerasLearner]) -> None
 
 def test_the_proximal_term_pulls_the_proposal_toward_the_start() -> None:
     # Prepare: the same learner without and with FedProx's term, tiny (4 channels, 1 pass)
-    def moved(prox: float) -> float:
-        learner = _build(learner_config("keras-cnn", **{**SMALL, "local_epochs": 1, "channels": 4, "prox": prox}), 0)
+    def moved(prox: float, optimizer: str = "adam") -> float:
+        settings = {**SMALL, "local_epochs": 1, "channels": 4, "prox": prox, "optimizer": optimizer}
+        learner = _build(learner_config("keras-cnn", **settings), 0)
         start, proposal = learner.current_weights(), learner.propose_weights()
         return float(np.sqrt(sum(np.sum((proposal[k] - start[k]) ** 2) for k in start)))
 
     # Execute
     plain, pulled, held = moved(0.0), moved(1.0), moved(100.0)
+    plain_sgd, pulled_sgd = moved(0.0, "sgd"), moved(1.0, "sgd")
     # Assert
     assert plain > pulled > held > 0.0
+    assert plain_sgd > pulled_sgd > 0.0
     with pytest.raises(ValueError, match="prox must be >= 0"):
         cnn(64, 10, prox=-0.1)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; choose one of adam, sgd"):
+        cnn(64, 10, optimizer="rmsprop")
+
+
+def test_logit_adjustment_changes_the_training_and_needs_logits() -> None:
+    # Prepare: tiny CNNs on a Dirichlet split, without and with the adjustment
+    def proposal(adjustment: float) -> Weights:
+        settings = {**SMALL, "split": "dirichlet", "local_epochs": 1, "channels": 4, "logit_adjustment": adjustment}
+        return _build(learner_config("keras-cnn", **settings), 1).propose_weights()
+
+    # Execute
+    plain, adjusted, again = proposal(0.0), proposal(1.0), proposal(1.0)
+    # Assert: a different proposal, as exactly reproducible as any
+    assert any(not np.array_equal(plain[k], adjusted[k]) for k in plain)
+    _assert_same(adjusted, again)
+    with pytest.raises(ValueError, match="logit_adjustment must be >= 0, and needs a model of logits"):
+        KerasSettings(logit_adjustment=-1.0)
+    with pytest.raises(ValueError, match="logit_adjustment must be >= 0, and needs a model of logits"):
+        KerasSettings(logit_adjustment=1.0, outputs="probabilities")
