@@ -50,19 +50,19 @@ from ..mli import MachineLearningInterface
 from .data import FederatedData, LearnerData, Scaling, split_learners
 from .numpy_models import ClassifierLearner, TrainingConfig, make_model
 from .owndata import learner_own_data
-from .registry import RESERVED, declared_options, learner_factory, resolve_factory
+from .registry import BUNDLED, RESERVED, declared_options, learner_factory, resolve_factory
 from .toy import ToyLearner
 from .vote_rule import VoteRule
 
-#: The kinds this package ships (see :data:`.registry.BUNDLED`): the numpy models, the toy learner, and
-#: the learners of other frameworks, each in its own module (scikit-learn's estimators, Keras).
-KINDS = ("toy", "numpy", "sklearn-sgd", "sklearn-mlp", "keras-cnn")
+#: The kinds this package ships (:data:`.registry.BUNDLED`): the numpy models, the toy learner, and the
+#: learners of other frameworks, each in its own module (scikit-learn's estimators, Keras).
+KINDS = tuple(BUNDLED)
 #: ``run --model`` names beyond the numpy ``linear`` / ``mlp``, and the kind each one is: ``--model
 #: sklearn-mlp`` is ``--learner sklearn-mlp``, ``--model cnn`` is ``--learner keras-cnn``.
 MODEL_KINDS: dict[str, str] = {"sklearn-sgd": "sklearn-sgd", "sklearn-mlp": "sklearn-mlp", "cnn": "keras-cnn"}
 #: The kinds whose learners are :class:`ClassifierLearner` on a bundled data set or own data: the run
 #: reports their accuracy, and with a bundled data set their global test accuracy and pooled baselines.
-READY_MADE = ("numpy", "sklearn-sgd", "sklearn-mlp", "keras-cnn")
+READY_MADE = ("numpy", *MODEL_KINDS.values())
 
 TOY_DEFAULTS: dict[str, Any] = {"kind": "toy", "n_learners": 5, "seed": 0, "dim": 4}
 

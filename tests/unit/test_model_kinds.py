@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from colearn_chain.exceptions import ColearnChainError
@@ -50,3 +52,24 @@ def test_unknown_options_of_a_framework_kind_are_refused() -> None:
         learner_config("sklearn-sgd", hidden=[8])
     with pytest.raises(ColearnChainError, match="--model cnn is the 'keras-cnn' learner, not an option of the 'toy'"):
         ExperimentSettings(kind="toy", model="cnn").learner_config()
+
+
+@pytest.mark.parametrize("kind", ["sklearn-sgd", "sklearn-mlp", "keras-cnn"])
+def test_a_framework_kind_trains_on_a_members_own_file(kind: str, tmp_path: Path) -> None:
+    # Prepare: a member's NPZ of 3 classes, 8 features
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    x = rng.normal(size=(120, 8)) + y[:, None]
+    np.savez(tmp_path / "mine.npz", x=x, y=y)
+    small = {"hidden": [8]} if kind == "sklearn-mlp" else {"channels": 4} if kind == "keras-cnn" else {}
+    # Execute
+    learner = make_learner(learner_config(kind, n_learners=2, data=str(tmp_path / "mine.npz"), local_epochs=1,
+                                          **small), 1)
+    # Assert: its parts come from the file, and it proposes weights of its shape
+    assert isinstance(learner, (EstimatorLearner, KerasLearner))
+    assert (learner.data.n_features, learner.data.n_classes) == (8, 3)
+    assert len(learner.data.train) + len(learner.data.vote) + len(learner.data.test) == 120
+    proposal = learner.propose_weights()
+    assert {k: v.shape for k, v in proposal.items()} == {k: v.shape for k, v in learner.current_weights().items()}
+    with pytest.raises(ValueError, match="no such file"):
+        make_learner(learner_config(kind, n_learners=2, data=str(tmp_path / "missing.npz")), 0)
