@@ -4,10 +4,16 @@ Each cell runs `colearn-chain run` (Anvil it starts, the embedded store, one age
 and reports the mean over seeds of: the collective's final test accuracy, the solo learners' mean,
 centralized, accepted epochs, and whether the chain matched the in-memory reference driver.
 
-    python bench/experiments.py                       # 4 datasets x 2 splits x 2 models x 3 seeds
-    python bench/experiments.py --datasets digits --seeds 0 1 2 --json table.json
+    python bench/experiments.py                       # 4 datasets x 2 splits x 5 models x 3 seeds
+    python bench/experiments.py --datasets digits --models linear mlp --seeds 0 1 2 --json table.json
+    python bench/experiments.py --datasets mnist1d --models sklearn-mlp cnn   # scikit-learn's MLP, the Keras CNN
 
-Prints the table as markdown and, with --json, every run's numbers. About 30 s per run on 2 cores.
+Models (``run --model``): ``linear`` and ``mlp`` (numpy), ``sklearn-sgd`` and ``sklearn-mlp``
+(scikit-learn's estimators), ``cnn`` (the Keras 1-D CNN; needs the ``keras`` extra), each with its
+kind's defaults (the scikit-learn MLP's and the CNN's are mnist1d's: see ``bench/paper_mnist1d.py``).
+
+Prints the table as markdown and, with --json, every run's numbers. About 30 s per run of the numpy
+models on 2 cores; the scikit-learn MLP and the CNN take a few minutes per mnist1d run.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from colearn_chain.experiment import ExperimentSettings, run_experiment
+from colearn_chain.learners import MODEL_KINDS
+
+#: Every model `run --model` names: the numpy ones, then the other frameworks' kinds.
+MODELS = ("linear", "mlp", *MODEL_KINDS)
 
 
 def one_run(dataset: str, split: str, model: str, seed: int, epochs: int, learners: int) -> dict[str, Any]:
@@ -66,7 +76,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["digits", "breast_cancer", "wine", "mnist1d"])
     parser.add_argument("--splits", nargs="+", default=["iid", "dirichlet"])
-    parser.add_argument("--models", nargs="+", default=["linear", "mlp"])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--learners", type=int, default=5)

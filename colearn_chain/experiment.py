@@ -47,7 +47,7 @@ from .decision import threshold_to_bps
 from .exceptions import ColearnChainError
 from .explorer.server import serve_in_background
 from .history import History
-from .learners import learner_config, make_learner
+from .learners import MODEL_KINDS, READY_MADE, learner_config, make_learner
 from .learners.owndata import own_data_options
 from .learners.registry import declared_options, resolve_factory
 from .protocol import proposer_index
@@ -127,17 +127,20 @@ class ExperimentSettings:
         does not, they are an error rather than silently ignored.
         """
         flags: dict[str, Any] = {k: v for k in _DATA_FLAGS if (v := getattr(self, k)) is not None}
+        kind = self.learner_kind
+        if kind != self.kind:  # --model names another framework's learner: it is that kind, not an option
+            del flags["model"]
         if self.data is not None:
             unused = sorted(set(flags) & {"dataset", "split", "alpha"})
             if unused:
                 raise ExperimentError(f"--data gives each learner its own data: {', '.join(unused)} do not apply")
         wanted = set(flags) | ({"data"} if self.data is not None else set())
         if wanted:
-            declared = declared_options(resolve_factory(self.kind))
+            declared = declared_options(resolve_factory(kind))
             stray = sorted(wanted - set(declared or ()))
             if stray:
                 raise ExperimentError(
-                    f"the {self.kind!r} learner takes no {', '.join(stray)} option; "
+                    f"the {kind!r} learner takes no {', '.join(stray)} option; "
                     "pass its own options with --learner-option KEY=VALUE"
                 )
         if self.data is not None:
@@ -147,8 +150,18 @@ class ExperimentSettings:
                 n_classes=None if n_classes is None else int(n_classes),
             ))
         return learner_config(
-            self.kind, n_learners=self.learners, seed=self.seed, **flags, **self.learner_overrides
+            kind, n_learners=self.learners, seed=self.seed, **flags, **self.learner_overrides
         )
+
+    @property
+    def learner_kind(self) -> str:
+        """The learners' kind: ``kind``, or the kind a ``--model`` of another framework names (``cnn``: keras-cnn)."""
+        if self.model not in MODEL_KINDS:
+            return self.kind
+        if self.kind not in ("numpy", MODEL_KINDS[self.model]):
+            raise ExperimentError(f"--model {self.model} is the {MODEL_KINDS[self.model]!r} learner, "
+                                  f"not an option of the {self.kind!r} learner")
+        return MODEL_KINDS[self.model]
 
     def to_json(self) -> dict[str, Any]:
         """The settings as written to results.json: URLs redacted (they may carry an API key)."""
@@ -434,7 +447,7 @@ def _print_epoch(
         for agent in agents
         if (record := _read_evaluations(agent.state_dir).get(event.epoch)) and record.get("test_score") is not None
     ]
-    metric = "accuracy" if settings.kind == "numpy" else "score"
+    metric = "accuracy" if settings.learner_kind in READY_MADE else "score"
     mean = f"{np.mean(scores):.4f}" if scores else "  -   "
     print(
         f"epoch {event.epoch + 1:>3}/{settings.epochs}  proposer {proposer:>2}  {outcome:<8} {tally:>5}  "

@@ -18,7 +18,7 @@ from .chain.deployment import Deployment
 from .codec import decode_weights, encode_weights
 from .exceptions import ColearnChainError, LearnerContractError
 from .history import History
-from .learners import baselines, make_learner
+from .learners import ClassifierLearner, baselines, make_learner
 from .progress import Progress
 from .typing import Weights
 
@@ -30,14 +30,15 @@ def _agent_weights(index: int, state_dir: Path, template: Weights) -> Weights:
     return decode_weights(encode_weights(weights), expected=template)
 
 
-def _pooled_baselines_absent(config: dict[str, Any]) -> str | None:
+def _pooled_baselines_absent(config: dict[str, Any], learner: object) -> str | None:
     """Why solo, centralized and the global test accuracy cannot be computed for ``config``; None if they can.
 
-    They need the numpy learners' data: a global held-out test set and every learner's parts, pooled.
+    They need a ready-made classifier's data (numpy, scikit-learn or Keras: a :class:`ClassifierLearner`):
+    a global held-out test set and every learner's parts, pooled.
     """
-    if config["kind"] != "numpy":
-        return (f"they need the numpy learners' pooled data and global test set; the {config['kind']!r} "
-                "learners keep their data to themselves")
+    if not isinstance(learner, ClassifierLearner):
+        return (f"they need a ready-made classifier's pooled data and global test set (numpy, scikit-learn or "
+                f"Keras learners); the {config['kind']!r} learners keep their data to themselves")
     if config.get("data") is not None:
         return "the learners' own data (--data) has no global held-out test set and is not pooled"
     return None
@@ -123,8 +124,8 @@ def assemble_results(
     for learner, weights in zip(fresh, final_weights, strict=True):
         learner.accept_weights(weights)
     final: dict[str, Any] = {}
-    absent = _pooled_baselines_absent(config)
-    if config["kind"] == "numpy":
+    absent = _pooled_baselines_absent(config, fresh[0])
+    if isinstance(fresh[0], ClassifierLearner):  # the ready-made classifiers: numpy, scikit-learn, Keras
         local = baselines.local_test_accuracy(fresh)
         final = {"local_test_accuracy_mean": local.mean, "local_test_accuracy": list(local.per_learner)}
         line = f"mean local test accuracy {local.mean:.4f} (each learner's own test split)"

@@ -4,7 +4,8 @@
 #       .venv/          Python: the package (editable) with its `experiments` extra
 #       node_modules/   anvil (and ganache, solcjs: package-lock.json pins them)
 #   tools/setup.sh test   (the default; `make setup`, `make test`) all of the above, plus:
-#       .venv/          the `dev` extra: eth-brownie 1.22.2, pytest, hypothesis, ruff, mypy
+#       .venv/          the `dev` extra: eth-brownie 1.22.2, pytest, hypothesis, ruff, mypy, and the `keras`
+#                       extra (Keras 3, JAX on the CPU; `KERAS_BACKEND` picks another installed backend)
 #       .tools/bin/ipfs Kubo, built from the Go module proxy (no binary downloads)
 #       .tools/bin/geth geth, the second chain client (`--chain geth`), built from the Go module proxy
 #       ~/.solcx        a `solc` entry for py-solc-x/brownie, served by tools/solc.js

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..experiment import ENV_FUNDER_KEY, ENV_LEARNER_KEYS, ExperimentError, ExperimentSettings, run_experiment
-from ..learners import NUMPY_DEFAULTS, make_learner
+from ..learners import MODEL_KINDS, NUMPY_DEFAULTS, make_learner
 from ..learners.data import DATASETS, SPLITS
 from ..learners.registry import parse_learner_options
 from ..services.chains import CHAINS
@@ -68,7 +68,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "an option of the learners that declare it)")
     g.add_argument("--model", default=None, metavar="NAME",
                    help=f"model every learner trains: linear or mlp for numpy (default {NUMPY_DEFAULTS['model']}; "
-                        "an option of the learners that declare it, as are --split and --alpha)")
+                        "an option of the learners that declare it, as are --split and --alpha); or another "
+                        "framework's learner, the kind it names: "
+                        f"{', '.join(f'{model} (--learner {kind})' for model, kind in MODEL_KINDS.items())}")
     g.add_argument("--split", choices=SPLITS, default=None,
                    help=f"how the data is spread over learners (default {NUMPY_DEFAULTS['split']})")
     g.add_argument("--alpha", type=float, default=None,
@@ -79,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "(learner-0.npz, learner-1.csv, ... or its data files in name order); NPZ with arrays x "
                         "(rows x features) and y (class numbers 0, 1, ...), or CSV with a header and a label "
                         "column. Each learner cuts its file into train, vote and test parts; all files must have "
-                        "the same features, and every class must have rows in some file. For the numpy learner")
+                        "the same features, and every class must have rows in some file. For the ready-made learners")
     g.add_argument("--label-column", metavar="NAME",
                    help="the CSV column holding the labels (default: the one named label, else the last)")
     g.add_argument("--seed", type=int, default=defaults.seed,

@@ -47,15 +47,22 @@ from typing import Any
 
 from ..exceptions import LearnerContractError
 from ..mli import MachineLearningInterface
-from .data import FederatedData, Scaling, split_learners
+from .data import FederatedData, LearnerData, Scaling, split_learners
 from .numpy_models import ClassifierLearner, TrainingConfig, make_model
 from .owndata import learner_own_data
-from .registry import RESERVED, declared_options, learner_factory, resolve_factory
+from .registry import BUNDLED, RESERVED, declared_options, learner_factory, resolve_factory
 from .toy import ToyLearner
 from .vote_rule import VoteRule
 
-#: The kinds this package ships (see :data:`.registry.BUNDLED`).
-KINDS = ("toy", "numpy")
+#: The kinds this package ships (:data:`.registry.BUNDLED`): the numpy models, the toy learner, and the
+#: learners of other frameworks, each in its own module (scikit-learn's estimators, Keras).
+KINDS = tuple(BUNDLED)
+#: ``run --model`` names beyond the numpy ``linear`` / ``mlp``, and the kind each one is: ``--model
+#: sklearn-mlp`` is ``--learner sklearn-mlp``, ``--model cnn`` is ``--learner keras-cnn``.
+MODEL_KINDS: dict[str, str] = {"sklearn-sgd": "sklearn-sgd", "sklearn-mlp": "sklearn-mlp", "cnn": "keras-cnn"}
+#: The kinds whose learners are :class:`ClassifierLearner` on a bundled data set or own data: the run
+#: reports their accuracy, and with a bundled data set their global test accuracy and pooled baselines.
+READY_MADE = ("numpy", *MODEL_KINDS.values())
 
 TOY_DEFAULTS: dict[str, Any] = {"kind": "toy", "n_learners": 5, "seed": 0, "dim": 4}
 
@@ -90,6 +97,11 @@ NUMPY_DEFAULTS: dict[str, Any] = {
     "vote_untrained_tolerance": VoteRule().untrained_tolerance,
 }
 
+#: The options that say which data a ready-made learner trains on (a bundled set's split, or own data).
+DATA_KEYS = ("dataset", "split", "alpha", "scaling", "data", "label_column", "n_features", "n_classes",
+             "feature_mean", "feature_scale")
+#: The options of the vote rule (:func:`vote_rule_from`).
+VOTE_KEYS = tuple(k for k in NUMPY_DEFAULTS if k.startswith("vote_"))
 _TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(TrainingConfig))
 #: The methods every learner has (:class:`colearn_chain.mli.MachineLearningInterface`).
 _METHODS = ("propose_weights", "test_weights", "accept_weights", "current_weights")
@@ -112,13 +124,7 @@ def numpy_learner(index: int, n_learners: int, seed: int, options: dict[str, Any
     """The ``numpy`` kind: a :class:`ClassifierLearner` on its part of a bundled data set, or on its own
     data (option ``data``: a file, or a folder of one file per learner); the options are NUMPY_DEFAULTS'."""
     full = {**options, "n_learners": n_learners, "seed": seed}
-    if options["data"] is not None:
-        data = learner_own_data(index, seed, options)
-    elif options["n_features"] is not None:
-        raise ValueError("this consortium's learners train on their own data (the spec has n_features): "
-                         "give this learner its data (--data FILE)")
-    else:
-        data = federated_data(full).learners[index]
+    data = learner_data(index, n_learners, seed, options)
     model = make_model(full["model"], data.n_features, data.n_classes, hidden=int(full["hidden"]))
     return ClassifierLearner(
         data,
@@ -126,8 +132,19 @@ def numpy_learner(index: int, n_learners: int, seed: int, options: dict[str, Any
         index=index,
         seed=seed,
         training=_training_config(full),
-        vote_rule=_vote_rule(full),
+        vote_rule=vote_rule_from(full),
     )
+
+
+def learner_data(index: int, n_learners: int, seed: int, options: Mapping[str, Any]) -> LearnerData:
+    """Learner ``index``'s data parts as the :data:`DATA_KEYS` options say: its own file, or its share of a
+    bundled data set (every ready-made kind takes its data this way)."""
+    if options["data"] is not None:
+        return learner_own_data(index, seed, dict(options))
+    if options["n_features"] is not None:
+        raise ValueError("this consortium's learners train on their own data (the spec has n_features): "
+                         "give this learner its data (--data FILE)")
+    return federated_data({**options, "n_learners": n_learners, "seed": seed}).learners[index]
 
 
 def learner_config(kind: str = "numpy", **settings: Any) -> dict[str, Any]:
@@ -184,7 +201,6 @@ def make_learner(config: Mapping[str, Any], index: int) -> MachineLearningInterf
     return learner
 
 
-
 def federated_data(config: Mapping[str, Any]) -> FederatedData:
     """The data split a ``numpy`` config describes (memoised: every learner of a run needs the same split)."""
     return _federated_data(
@@ -200,7 +216,7 @@ def _federated_data(
     return split_learners(dataset, n_learners=n_learners, split=split, alpha=alpha, seed=seed, scaling=scaling)
 
 
-def _vote_rule(config: Mapping[str, Any]) -> VoteRule:
+def vote_rule_from(config: Mapping[str, Any]) -> VoteRule:
     """Build the VoteRule from the ``vote_*`` settings, coercing JSON's numbers (20.0 -> 20)."""
     return VoteRule(
         metric=config["vote_metric"], tolerance=float(config["vote_tolerance"]),
@@ -227,16 +243,22 @@ def make_learners(kind: str = "numpy", **settings: Any) -> list[MachineLearningI
 
 
 __all__ = [
+    "DATA_KEYS",
     "KINDS",
+    "MODEL_KINDS",
     "NUMPY_DEFAULTS",
+    "READY_MADE",
     "TOY_DEFAULTS",
+    "VOTE_KEYS",
     "ClassifierLearner",
     "ToyLearner",
     "complete_spec",
     "federated_data",
     "learner_config",
+    "learner_data",
     "make_learner",
     "make_learners",
     "numpy_learner",
     "toy_learner",
+    "vote_rule_from",
 ]

@@ -126,7 +126,7 @@ def centralized(config: Mapping[str, Any], epochs: int, *, on_epoch: OnEpoch = _
         global_test=federated.learners[0].global_test,
         n_classes=federated.n_classes,
     )
-    learner = ClassifierLearner(
+    learner = type(first)(  # the same learner class: estimator learners train their own way
         pooled, first.model, index=0, seed=full["seed"], training=first.training, vote_rule=first.vote_rule
     )
     run_epochs([learner], epochs, on_epoch)

@@ -7,9 +7,9 @@ it must build the same learner in any process: an agent and the in-memory refere
 learners with the same call, and the run checks they decide alike.
 
 A **reference** names a factory: ``MODULE:FACTORY`` (``examples.centroid:make_learner``), or a kind
-registered in the entry-point group :data:`GROUP` (``numpy``, ``toy``, or one another package
-declares in its ``pyproject.toml``). ``MODULE`` is imported with the current directory on the path,
-as ``python -m`` would (the agents ``run`` starts share its directory)::
+registered in the entry-point group :data:`GROUP` (``numpy``, ``toy``, ``sklearn-sgd``, ``sklearn-mlp``,
+``keras-cnn``, or one another package declares in its ``pyproject.toml``). ``MODULE`` is imported with
+the current directory on the path, as ``python -m`` would (the agents ``run`` starts share its directory)::
 
     [project.entry-points."colearn_chain.learners"]
     mymodel = "mypackage.learner:make_learner"
@@ -39,6 +39,9 @@ GROUP: Final[str] = "colearn_chain.learners"
 BUNDLED: Final[Mapping[str, str]] = {
     "numpy": "colearn_chain.learners:numpy_learner",
     "toy": "colearn_chain.learners:toy_learner",
+    "sklearn-sgd": "colearn_chain.learners.estimators:sgd_learner",
+    "sklearn-mlp": "colearn_chain.learners.estimators:mlp_learner",
+    "keras-cnn": "colearn_chain.learners.keras:cnn_learner",
 }
 
 #: Keys of a learner spec that are not factory options.

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Distributions only an extra may bring (experiments, brownie, dev).
-EXTRA_ONLY = ("scikit-learn", "matplotlib", "mnist1d", "eth-brownie", "pytest", "hypothesis", "mypy", "ruff")
+EXTRA_ONLY = ("scikit-learn", "matplotlib", "mnist1d", "eth-brownie", "pytest", "hypothesis", "mypy", "ruff", "keras",
+              "jax")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -99,11 +100,14 @@ def test_agent_modules_import_and_a_missing_extra_says_which(lean: Path, tmp_pat
     plot = _run(lean, "python", "-c", "import colearn_chain.report", cwd=tmp_path)
     data = _run(lean, "python", "-c", "from colearn_chain.learners import make_learners; make_learners('numpy')",
                 cwd=tmp_path)
+    keras = _run(lean, "python", "-c", "from colearn_chain.learners.keras import cnn; cnn(40, 10)", cwd=tmp_path)
     # Assert
     assert imported.returncode == 0, imported.stderr
     for result in (plot, data):
         assert result.returncode != 0
         assert "MissingExtra" in result.stderr and "pip install 'colearn-chain[experiments]'" in result.stderr
+    assert keras.returncode != 0
+    assert "MissingExtra" in keras.stderr and "pip install 'colearn-chain[keras]'" in keras.stderr
 
 
 def test_toy_agent_runs_two_epochs_on_anvil(lean: Path, tmp_path: Path) -> None:

@@ -52,10 +52,10 @@ def test_the_bundled_kinds_are_the_entry_points_pyproject_registers() -> None:
     # Execute
     text = (ROOT / "pyproject.toml").read_text()  # read by hand: tomllib is Python 3.11+, the package 3.10+
     section = text.split(f'[project.entry-points."{GROUP}"]', 1)[1].split("\n[", 1)[0]
-    declared = dict(re.findall(r'^(\w+) = "([^"]+)"$', section, flags=re.MULTILINE))
+    declared = dict(re.findall(r'^([\w-]+) = "([^"]+)"$', section, flags=re.MULTILINE))
     # Assert
     assert declared == dict(BUNDLED)
-    assert {"numpy", "toy"} <= set(available_kinds())
+    assert {"numpy", "toy", "sklearn-sgd", "sklearn-mlp", "keras-cnn"} <= set(available_kinds())
 
 
 def test_a_factory_gets_index_n_learners_seed_and_the_options() -> None:
@@ -82,7 +82,7 @@ def test_declared_options_are_completed_and_unknown_ones_refused() -> None:
 
 
 @pytest.mark.parametrize(("reference", "message"), [
-    ("torch", "unknown learner kind 'torch'; choose one of numpy, toy"),
+    ("torch", "unknown learner kind 'torch'; choose one of keras-cnn, numpy, sklearn-mlp, sklearn-sgd, toy"),
     ("sklearn", "unknown learner kind 'sklearn' (the numpy models' kind was called 'sklearn' before); choose"),
     ("no_such_module_xyz:make", "cannot import learner module 'no_such_module_xyz'"),
     (f"{__name__}:missing", f"module '{__name__}' has no 'missing'"),
@@ -163,7 +163,8 @@ def test_run_flags_go_only_to_learners_that_declare_them() -> None:
     (["--learner", "nope"], "unknown learner kind 'nope'"),
     (["--learner", "toy", "--dataset", "wine"], "the 'toy' learner takes no dataset option"),
     (["--learner-option", "bad"], "a learner option is KEY=VALUE, got 'bad'"),
-    (["--model", "cnn"], "unknown model 'cnn'; choose 'linear' or 'mlp'"),
+    (["--model", "convnet"], "unknown model 'convnet'; choose 'linear' or 'mlp'"),
+    (["--learner", "toy", "--model", "cnn"], "--model cnn is the 'keras-cnn' learner, not an option of the 'toy'"),
     (["--learner-option", "learning_rat=0.1"], "unknown options for 'numpy' learners: learning_rat"),
 ])
 def test_run_refuses_a_bad_learner_before_starting_anything(
