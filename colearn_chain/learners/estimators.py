@@ -46,15 +46,10 @@ from .data import LearnerData, Split
 
 # The numpy learners' guards and seeds, reused rather than copied (one place for each rule).
 from .numpy_models import (
-    _INIT,
-    _PROPOSE,
     DEFAULT_VOTE_RULE,
-    MAX_RMS,
     ClassifierLearner,
     Model,
     TrainingConfig,
-    _bounded_start,
-    rms,
 )
 from .registry import learner_factory
 from .vote_rule import VoteRule
@@ -256,14 +251,8 @@ class EstimatorLearner(ClassifierLearner):
             raise TypeError(f"EstimatorLearner needs an EstimatorModel, got {type(model).__name__}")
         super().__init__(data, model, index=index, seed=seed, training=training, vote_rule=vote_rule)
 
-    def propose_weights(self) -> Weights:
-        """Train the estimator from the current weights (shrunk first if hostile); they stay as they are."""
-        rng = np.random.default_rng([self.seed, self.index, _PROPOSE, self.proposals_made])
-        self.proposals_made += 1
-        start = self._weights
-        if any(rms(v) > MAX_RMS for v in start.values()):
-            initial = self.model.init(np.random.default_rng([self.seed, _INIT]))
-            start = {k: v + initial[k] for k, v in _bounded_start(start).items()}
+    def _train(self, start: Weights, rng: np.random.Generator) -> Weights:
+        """The estimator's own fit from ``start`` (the current weights, shrunk first if hostile)."""
         random_state = np.random.RandomState(int(rng.integers(2**31 - 1)))
         with np.errstate(over="ignore", invalid="ignore"):  # a hostile start may overflow; the guards judge it
             proposal = self.model.fit(start, self.data.train, random_state)

@@ -49,15 +49,10 @@ from .data import LearnerData, Split
 
 # The numpy learners' guards and seeds, reused rather than copied (one place for each rule).
 from .numpy_models import (
-    _INIT,
-    _PROPOSE,
     DEFAULT_VOTE_RULE,
-    MAX_RMS,
     ClassifierLearner,
     Model,
     TrainingConfig,
-    _bounded_start,
-    rms,
 )
 from .registry import learner_factory
 from .vote_rule import VoteRule
@@ -261,15 +256,8 @@ class KerasLearner(ClassifierLearner):
             raise TypeError(f"KerasLearner needs a KerasModel, got {type(model).__name__}")
         super().__init__(data, model, index=index, seed=seed, training=training, vote_rule=vote_rule)
 
-    def propose_weights(self) -> Weights:
-        """Train from the current weights (shrunk first if hostile); they stay as they are."""
-        rng = np.random.default_rng([self.seed, self.index, _PROPOSE, self.proposals_made])
-        self.proposals_made += 1
-        start = self._weights
-        if any(rms(v) > MAX_RMS for v in start.values()):
-            initial = self.model.init(np.random.default_rng([self.seed, _INIT]))
-            with np.errstate(over="ignore"):  # float32 cannot hold the float64 bounds _bounded_start may use
-                start = {k: (v + initial[k]).astype(initial[k].dtype) for k, v in _bounded_start(start).items()}
+    def _train(self, start: Weights, rng: np.random.Generator) -> Weights:
+        """Keras's fit from ``start`` (the current weights, shrunk first if hostile)."""
         return self.model.check(self.model.fit(start, self.data.train, rng))
 
 

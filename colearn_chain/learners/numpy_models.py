@@ -396,10 +396,19 @@ class ClassifierLearner(MachineLearningInterface):
         """
         rng = np.random.default_rng([self.seed, self.index, _PROPOSE, self.proposals_made])
         self.proposals_made += 1
+        return self._train(self._start_weights(), rng)
+
+    def _start_weights(self) -> Weights:
+        """The current weights, or, beyond MAX_RMS, their bounded copy plus the initial weights (in their dtype)."""
         start = self._weights
         if any(rms(v) > MAX_RMS for v in start.values()):
             initial = self.model.init(np.random.default_rng([self.seed, _INIT]))
-            start = {k: v + initial[k] for k, v in _bounded_start(start).items()}
+            with np.errstate(over="ignore"):  # a float32 model cannot hold every float64 bound _bounded_start uses
+                start = {k: (v + initial[k]).astype(initial[k].dtype) for k, v in _bounded_start(start).items()}
+        return start
+
+    def _train(self, start: Weights, rng: np.random.Generator) -> Weights:
+        """One proposal's training from ``start``: the numpy models' loop (other frameworks' learners override it)."""
         return train(self.model, start, self.data.train, self.training, rng)
 
     def test_weights(self, weights: Weights) -> ProposedWeights:
