@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 from ..exceptions import ColearnChainError
 from ._logging import setup_logging
@@ -28,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # ipfshttpclient 0.8 passes urllib3 an argument it deprecated: a warning on every run's output that
+    # tells a user nothing they can act on (tests filter it likewise, in pyproject.toml).
+    warnings.filterwarnings("ignore", message="The 'strict' parameter", category=FutureWarning)
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
