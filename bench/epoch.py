@@ -60,6 +60,7 @@ from colearn_chain.chain.events import (  # noqa: E402
 from colearn_chain.cli.calls import RPC_CALLS_FILE  # noqa: E402
 from colearn_chain.learners import make_learner  # noqa: E402
 from colearn_chain.services.chains import CHAINS, DEFAULT_CHAIN, chain_node  # noqa: E402
+from colearn_chain.services.geth import GethNode  # noqa: E402
 from colearn_chain.services.kubo import KuboNode  # noqa: E402
 
 TOY: dict[str, Any] = {"kind": "toy", "seed": 0, "dim": 4}
@@ -199,7 +200,9 @@ def bench_one(
                 cpu[epoch] = (_cpu_seconds(agent_pids), _cpu_seconds(chain_pid))
 
         try:
-            consortium.start_all(until_epoch=1 + epochs, per_process=per_process)
+            # geth serves WebSocket on a port of its own; Anvil on its RPC port, which agents find by themselves
+            ws = ("--ws", node.ws_url) if isinstance(node, GethNode) else ()
+            consortium.start_all(until_epoch=1 + epochs, per_process=per_process, extra=ws)
             seen = _watch_epochs(consortium, 1, 1 + epochs, timeout=900 + 4 * epochs * (block_time or 0),
                                  on_epoch=on_epoch)
             codes = consortium.wait(timeout=120 + 2 * (block_time or 0))

@@ -196,15 +196,17 @@ class Consortium:
         agent.runs += 1
         return agent
 
-    def start_all(self, *, until_epoch: int | None, skip: Sequence[int] = (), per_process: int = 1) -> None:
+    def start_all(
+        self, *, until_epoch: int | None, skip: Sequence[int] = (), per_process: int = 1, extra: Sequence[str] = ()
+    ) -> None:
         """Start every agent not skipped: a process each, or ``per_process`` of them per `colearn-chain agents`."""
         chosen = [i for i in range(self.n) if i not in skip]
         if per_process <= 1:
             for i in chosen:
-                self.start(i, until_epoch=until_epoch)
+                self.start(i, until_epoch=until_epoch, extra=extra)
             return
         for first in range(0, len(chosen), per_process):
-            self.start_group(chosen[first:first + per_process], until_epoch=until_epoch)
+            self.start_group(chosen[first:first + per_process], until_epoch=until_epoch, extra=extra)
 
     def start_group(self, indices: Sequence[int], *, until_epoch: int | None, extra: Sequence[str] = ()) -> None:
         """Start the agents ``indices`` in one `colearn-chain agents` process; each keeps its own state
