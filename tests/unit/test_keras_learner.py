@@ -214,3 +214,44 @@ def test_logit_adjustment_changes_the_training_and_needs_logits() -> None:
         KerasSettings(logit_adjustment=-1.0)
     with pytest.raises(ValueError, match="logit_adjustment must be >= 0, and needs a model of logits"):
         KerasSettings(logit_adjustment=1.0, outputs="probabilities")
+
+
+def test_a_partial_step_scales_the_update_and_averaged_passes_differ() -> None:
+    # Prepare: tiny CNNs proposing from the same start, the full update, half of it, and averaged passes
+    def proposal(**options: Any) -> tuple[Weights, Weights]:
+        settings = {**SMALL, "local_epochs": 2, "channels": 4, **options}
+        learner = _build(learner_config("keras-cnn", **settings), 1)
+        return learner.current_weights(), learner.propose_weights()
+
+    # Execute
+    start, full = proposal()
+    _, half = proposal(step=0.5)
+    _, averaged = proposal(average_passes=True)
+    _, averaged_again = proposal(average_passes=True)
+    # Assert: half of the same update (the same seeded training), averaging changes it reproducibly
+    for name in start:
+        np.testing.assert_allclose(half[name] - start[name], 0.5 * (full[name] - start[name]), atol=1e-6)
+    assert any(not np.array_equal(full[k], averaged[k]) for k in full)
+    _assert_same(averaged, averaged_again)
+    with pytest.raises(ValueError, match=r"step must be in \(0, 1\], got 0.0"):
+        KerasSettings(step=0.0)
+    with pytest.raises(ValueError, match=r"step must be in \(0, 1\], got 1.5"):
+        KerasSettings(step=1.5)
+
+
+def test_not_true_distillation_changes_the_training_and_needs_logits() -> None:
+    # Prepare: tiny CNNs on a Dirichlet split (classes absent locally), without and with distillation
+    def proposal(distill: float) -> Weights:
+        settings = {**SMALL, "split": "dirichlet", "local_epochs": 1, "channels": 4, "distill": distill}
+        return _build(learner_config("keras-cnn", **settings), 1).propose_weights()
+
+    # Execute
+    plain, distilled, again = proposal(0.0), proposal(3.0), proposal(3.0)
+    # Assert: a different, finite proposal, as exactly reproducible as any
+    assert any(not np.array_equal(plain[k], distilled[k]) for k in plain)
+    assert all(np.isfinite(v).all() for v in distilled.values())
+    _assert_same(distilled, again)
+    with pytest.raises(ValueError, match="distill must be >= 0, and needs a model of logits"):
+        KerasSettings(distill=-1.0)
+    with pytest.raises(ValueError, match="distill must be >= 0, and needs a model of logits"):
+        KerasSettings(distill=1.0, outputs="probabilities")
