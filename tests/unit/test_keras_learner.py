@@ -255,3 +255,18 @@ def test_not_true_distillation_changes_the_training_and_needs_logits() -> None:
         KerasSettings(distill=-1.0)
     with pytest.raises(ValueError, match="distill must be >= 0, and needs a model of logits"):
         KerasSettings(distill=1.0, outputs="probabilities")
+
+
+def test_distillation_by_skew_leaves_balanced_data_alone() -> None:
+    # Prepare: tiny CNNs, distilled by their labels' skew, on an iid and on a Dirichlet split
+    def proposal(split: str, distill: float) -> Weights:
+        settings = {**SMALL, "split": split, "local_epochs": 1, "channels": 4, "distill": distill,
+                    "distill_skew": True}
+        return _build(learner_config("keras-cnn", **settings), 1).propose_weights()
+
+    # Execute
+    balanced, balanced_plain = proposal("iid", 3.0), proposal("iid", 0.0)
+    skewed, skewed_plain = proposal("dirichlet", 3.0), proposal("dirichlet", 0.0)
+    # Assert: no distillation on balanced labels (the very same proposal), some on skewed ones
+    _assert_same(balanced, balanced_plain)
+    assert any(not np.array_equal(skewed[k], skewed_plain[k]) for k in skewed)
