@@ -114,9 +114,10 @@ print(digest_hex(encode_weights(learners[0].current_weights())))
 """
 
 
-def test_another_process_reaches_bitwise_the_same_weights() -> None:
+@pytest.mark.parametrize("overrides", [{}, {"split": "dirichlet", "channels": 4}])  # skewed: distilled proposals
+def test_another_process_reaches_bitwise_the_same_weights(overrides: dict[str, Any]) -> None:
     # Prepare: as an agent does, from the JSON config a deployment carries
-    config = json.loads(json.dumps(learner_config("keras-cnn", **SMALL)))
+    config = json.loads(json.dumps(learner_config("keras-cnn", **{**SMALL, **overrides})))
     here = [make_learner(config, i) for i in range(3)]
     run(here, 3)
     # Execute
