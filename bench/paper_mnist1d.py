@@ -93,6 +93,20 @@ SWEEP["cnn"].update({  # a third round, over the CNN's new defaults (no class we
     "logit adjustment 0.5": {"logit_adjustment": 0.5},
     "logit adjustment 2": {"logit_adjustment": 2.0},
     "logit adj 1 + tol 0.07": {"logit_adjustment": 1.0, "vote_tolerance": 0.07},
+    # a fifth round, over logit adjustment 1 without distillation (the CNN's earlier defaults): damped
+    # proposals (averaged passes, a partial step), then FedNTD's not-true distillation, constant or (the
+    # defaults: distill 3, distill_skew) scaled by the local labels' skew
+    "no distillation": {"distill": 0.0},
+    "average passes": {"distill": 0.0, "average_passes": True},
+    "average passes + local 10": {"distill": 0.0, "average_passes": True, "local_epochs": 10},
+    "step 0.5": {"distill": 0.0, "step": 0.5},
+    "step 0.7 + local 10": {"distill": 0.0, "step": 0.7, "local_epochs": 10},
+    "step 0.7": {"distill": 0.0, "step": 0.7},
+    "step 0.5 + local 10": {"distill": 0.0, "step": 0.5, "local_epochs": 10},
+    "average passes + step 0.7": {"distill": 0.0, "average_passes": True, "step": 0.7},
+    "distill 1": {"distill": 1.0, "distill_skew": False},
+    "distill 3": {"distill": 3.0, "distill_skew": False},
+    "distill 10": {"distill": 10.0, "distill_skew": False},
 })
 
 

@@ -114,9 +114,10 @@ print(digest_hex(encode_weights(learners[0].current_weights())))
 """
 
 
-def test_another_process_reaches_bitwise_the_same_weights() -> None:
+@pytest.mark.parametrize("overrides", [{}, {"split": "dirichlet", "channels": 4}])  # skewed: distilled proposals
+def test_another_process_reaches_bitwise_the_same_weights(overrides: dict[str, Any]) -> None:
     # Prepare: as an agent does, from the JSON config a deployment carries
-    config = json.loads(json.dumps(learner_config("keras-cnn", **SMALL)))
+    config = json.loads(json.dumps(learner_config("keras-cnn", **{**SMALL, **overrides})))
     here = [make_learner(config, i) for i in range(3)]
     run(here, 3)
     # Execute
@@ -214,3 +215,59 @@ def test_logit_adjustment_changes_the_training_and_needs_logits() -> None:
         KerasSettings(logit_adjustment=-1.0)
     with pytest.raises(ValueError, match="logit_adjustment must be >= 0, and needs a model of logits"):
         KerasSettings(logit_adjustment=1.0, outputs="probabilities")
+
+
+def test_a_partial_step_scales_the_update_and_averaged_passes_differ() -> None:
+    # Prepare: tiny CNNs proposing from the same start, the full update, half of it, and averaged passes
+    def proposal(**options: Any) -> tuple[Weights, Weights]:
+        settings = {**SMALL, "local_epochs": 2, "channels": 4, **options}
+        learner = _build(learner_config("keras-cnn", **settings), 1)
+        return learner.current_weights(), learner.propose_weights()
+
+    # Execute
+    start, full = proposal()
+    _, half = proposal(step=0.5)
+    _, averaged = proposal(average_passes=True)
+    _, averaged_again = proposal(average_passes=True)
+    # Assert: half of the same update (the same seeded training), averaging changes it reproducibly
+    for name in start:
+        np.testing.assert_allclose(half[name] - start[name], 0.5 * (full[name] - start[name]), atol=1e-6)
+    assert any(not np.array_equal(full[k], averaged[k]) for k in full)
+    _assert_same(averaged, averaged_again)
+    with pytest.raises(ValueError, match=r"step must be in \(0, 1\], got 0.0"):
+        KerasSettings(step=0.0)
+    with pytest.raises(ValueError, match=r"step must be in \(0, 1\], got 1.5"):
+        KerasSettings(step=1.5)
+
+
+def test_not_true_distillation_changes_the_training_and_needs_logits() -> None:
+    # Prepare: tiny CNNs on a Dirichlet split (classes absent locally), without and with distillation
+    def proposal(distill: float) -> Weights:
+        settings = {**SMALL, "split": "dirichlet", "local_epochs": 1, "channels": 4, "distill": distill}
+        return _build(learner_config("keras-cnn", **settings), 1).propose_weights()
+
+    # Execute
+    plain, distilled, again = proposal(0.0), proposal(3.0), proposal(3.0)
+    # Assert: a different, finite proposal, as exactly reproducible as any
+    assert any(not np.array_equal(plain[k], distilled[k]) for k in plain)
+    assert all(np.isfinite(v).all() for v in distilled.values())
+    _assert_same(distilled, again)
+    with pytest.raises(ValueError, match="distill must be >= 0, and needs a model of logits"):
+        KerasSettings(distill=-1.0)
+    with pytest.raises(ValueError, match="distill must be >= 0, and needs a model of logits"):
+        KerasSettings(distill=1.0, outputs="probabilities")
+
+
+def test_distillation_by_skew_leaves_balanced_data_alone() -> None:
+    # Prepare: tiny CNNs, distilled by their labels' skew, on an iid and on a Dirichlet split
+    def proposal(split: str, distill: float) -> Weights:
+        settings = {**SMALL, "split": split, "local_epochs": 1, "channels": 4, "distill": distill,
+                    "distill_skew": True}
+        return _build(learner_config("keras-cnn", **settings), 1).propose_weights()
+
+    # Execute
+    balanced, balanced_plain = proposal("iid", 3.0), proposal("iid", 0.0)
+    skewed, skewed_plain = proposal("dirichlet", 3.0), proposal("dirichlet", 0.0)
+    # Assert: no distillation on balanced labels (the very same proposal), some on skewed ones
+    _assert_same(balanced, balanced_plain)
+    assert any(not np.array_equal(skewed[k], skewed_plain[k]) for k in skewed)
