@@ -128,7 +128,7 @@ class ChainClient:
     gas_margin = _sender_option("gas_margin", "Gas beyond the estimate, as a fraction of it.")
     gas_extra = _sender_option("gas_extra", "Gas beyond the estimate, absolute.")
     receipt_timeout = _sender_option("receipt_timeout", "Seconds before an unmined transaction is replaced.")
-    receipt_poll = _sender_option("receipt_poll", "Seconds between receipt polls.")
+    receipt_poll = _sender_option("receipt_poll", "First pause between receipt polls (they slow down).")
     replacements = _sender_option("replacements", "How many times a stuck transaction is replaced.")
 
     @property

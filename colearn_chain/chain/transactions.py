@@ -49,6 +49,11 @@ DEFAULT_GAS_MARGIN: Final[float] = 0.25
 DEFAULT_GAS_EXTRA: Final[int] = 60_000
 DEFAULT_RECEIPT_TIMEOUT: Final[float] = 120.0
 DEFAULT_RECEIPT_POLL: Final[float] = 0.05
+#: Receipt polls start at the sender's ``receipt_poll`` and slow down by this factor up to
+#: :data:`RECEIPT_POLL_CAP`: a dev chain mines at once, a public one every 12 s, and a node (or the
+#: provider's rate limit) should not hear 20 requests a second for each transaction waiting in its pool.
+RECEIPT_POLL_BACKOFF: Final[float] = 1.5
+RECEIPT_POLL_CAP: Final[float] = 0.5
 DEFAULT_REPLACEMENTS: Final[int] = 3
 #: Seconds between two checks, while waiting for a receipt, that no vanished nonce holds the transaction back.
 GAP_CHECK_SECONDS: Final[float] = 1.0
@@ -308,6 +313,7 @@ class TransactionSender:
         now = time.monotonic()
         deadline = now + (self.receipt_timeout if timeout is None else timeout)
         gap_check = now + GAP_CHECK_SECONDS
+        pause = self.receipt_poll
         while True:
             for tx_hash in hashes:
                 try:
@@ -321,7 +327,8 @@ class TransactionSender:
                 gap_check = now + GAP_CHECK_SECONDS
                 if self._fill_gap(what, nonce) and not any(self._known(h) for h in hashes):
                     return _VANISHED
-            time.sleep(self.receipt_poll)
+            time.sleep(pause)
+            pause = min(pause * RECEIPT_POLL_BACKOFF, max(self.receipt_poll, RECEIPT_POLL_CAP))
 
     def _fill_gap(self, what: str, nonce: int) -> bool:
         """Fill the nonces below ``nonce`` that the node no longer counts, with empty transfers to ourselves.
