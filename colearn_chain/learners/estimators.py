@@ -42,19 +42,14 @@ import numpy as np
 from ..extras import require
 from ..mli import MachineLearningInterface
 from ..typing import Weights
-from .data import LearnerData, Split
+from .data import Split
 
 # The numpy learners' guards and seeds, reused rather than copied (one place for each rule).
 from .numpy_models import (
-    DEFAULT_VOTE_RULE,
     ClassifierLearner,
     Model,
-    TrainingConfig,
 )
 from .registry import learner_factory
-from .vote_rule import VoteRule
-
-_TRAINING = TrainingConfig()
 
 
 @dataclass(frozen=True)
@@ -236,20 +231,7 @@ class EstimatorLearner(ClassifierLearner):
     """
 
     model: EstimatorModel
-
-    def __init__(
-        self,
-        data: LearnerData,
-        model: Model,
-        *,
-        index: int,
-        seed: int = 0,
-        training: TrainingConfig = _TRAINING,
-        vote_rule: VoteRule = DEFAULT_VOTE_RULE,
-    ) -> None:
-        if not isinstance(model, EstimatorModel):
-            raise TypeError(f"EstimatorLearner needs an EstimatorModel, got {type(model).__name__}")
-        super().__init__(data, model, index=index, seed=seed, training=training, vote_rule=vote_rule)
+    model_type = EstimatorModel
 
     def _train(self, start: Weights, rng: np.random.Generator) -> Weights:
         """The estimator's own fit from ``start`` (the current weights, shrunk first if hostile)."""

@@ -41,7 +41,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..exceptions import WeightsMismatch
 from ..extras import require
 from ..mli import MachineLearningInterface
 from ..typing import Weights
@@ -52,13 +51,11 @@ from .numpy_models import (
     DEFAULT_VOTE_RULE,
     ClassifierLearner,
     Model,
-    TrainingConfig,
 )
 from .registry import learner_factory
 from .vote_rule import VoteRule
 
 Outputs = Literal["logits", "probabilities"]
-_TRAINING = TrainingConfig()
 _EPS = 1e-12
 #: ``distill_skew``: no distillation while the local labels are this close (total variation) to uniform;
 #: 5 iid mnist1d learners' parts differ by 0.03-0.08, Dirichlet 0.5 parts by 0.36-0.49 (seeds 0-2).
@@ -162,17 +159,10 @@ class KerasModel(Model):
         """The weights the model was built with (seeded by its builder; ``rng`` is not needed)."""
         return {k: v.copy() for k, v in self._initial.items()}
 
-    def check(self, weights: Weights) -> Weights:
-        """Return ``weights`` if names, shapes and dtypes fit the model's variables, else raise WeightsMismatch."""
-        expected = self.shapes
-        if set(weights) != set(expected):
-            missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
-            raise WeightsMismatch(f"tensor names differ: missing {missing}, unexpected {extra}")
-        for name, shape in expected.items():
-            array, dtype = weights[name], np.dtype(self._variables[name].dtype)
-            if array.shape != shape or array.dtype != dtype:
-                raise WeightsMismatch(f"{name!r} must be {dtype} {shape}, got {array.dtype} {array.shape}")
-        return weights
+    @property
+    def dtypes(self) -> dict[str, np.dtype[Any]]:
+        """The variables' own dtypes (float32 for most Keras models)."""
+        return {path: np.dtype(variable.dtype) for path, variable in self._variables.items()}
 
     def backward(self, w: Weights, x: np.ndarray, dlogits: np.ndarray) -> Weights:
         raise NotImplementedError("a Keras model trains itself: use fit()")
@@ -296,20 +286,7 @@ class KerasLearner(ClassifierLearner):
     """A :class:`ClassifierLearner` around a :class:`KerasModel`: Keras trains, the numpy learner's rules vote."""
 
     model: KerasModel
-
-    def __init__(
-        self,
-        data: LearnerData,
-        model: Model,
-        *,
-        index: int,
-        seed: int = 0,
-        training: TrainingConfig = _TRAINING,
-        vote_rule: VoteRule = DEFAULT_VOTE_RULE,
-    ) -> None:
-        if not isinstance(model, KerasModel):
-            raise TypeError(f"KerasLearner needs a KerasModel, got {type(model).__name__}")
-        super().__init__(data, model, index=index, seed=seed, training=training, vote_rule=vote_rule)
+    model_type = KerasModel
 
     def _train(self, start: Weights, rng: np.random.Generator) -> Weights:
         """Keras's fit from ``start`` (the current weights, shrunk first if hostile)."""

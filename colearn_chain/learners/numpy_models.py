@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -140,16 +140,21 @@ class Model(abc.ABC):
     def backward(self, w: Weights, x: np.ndarray, dlogits: np.ndarray) -> Weights:
         """Gradient of the loss with respect to each tensor, given its gradient w.r.t. the logits."""
 
+    @property
+    def dtypes(self) -> dict[str, np.dtype[Any]]:
+        """Name -> dtype of every tensor: float64 here; a framework's model says its variables' own."""
+        return {name: np.dtype(np.float64) for name in self.shapes}
+
     def check(self, weights: Weights) -> Weights:
         """Return ``weights`` if names, shapes and dtypes fit this model, else raise WeightsMismatch saying why."""
-        expected = self.shapes
+        expected, dtypes = self.shapes, self.dtypes
         if set(weights) != set(expected):
             missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
             raise WeightsMismatch(f"tensor names differ: missing {missing}, unexpected {extra}")
         for name, shape in expected.items():
-            array = weights[name]
-            if array.shape != shape or array.dtype != np.float64:
-                raise WeightsMismatch(f"{name!r} must be float64 {shape}, got {array.dtype} {array.shape}")
+            array, dtype = weights[name], dtypes[name]
+            if array.shape != shape or array.dtype != dtype:
+                raise WeightsMismatch(f"{name!r} must be {dtype} {shape}, got {array.dtype} {array.shape}")
         return weights
 
 
@@ -365,6 +370,9 @@ class ClassifierLearner(MachineLearningInterface):
     proposal) to continue the reference's sequence exactly.
     """
 
+    #: The kind of model this learner trains (a framework's learner names its own).
+    model_type: ClassVar[type[object]] = Model  # (abstract: a type[Model] would not hold it)
+
     def __init__(
         self,
         data: LearnerData,
@@ -375,6 +383,8 @@ class ClassifierLearner(MachineLearningInterface):
         training: TrainingConfig = TrainingConfig(),
         vote_rule: VoteRule = DEFAULT_VOTE_RULE,
     ) -> None:
+        if not isinstance(model, self.model_type):
+            raise TypeError(f"{type(self).__name__} needs a {self.model_type.__name__}, got {type(model).__name__}")
         if (model.n_features, model.n_classes) != (data.n_features, data.n_classes):
             raise ValueError("the model's features/classes do not match the data's")
         self.data = data
