@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from attacks import ATTACKS, MALICIOUS, N_LEARNERS, run_voting  # noqa: E402
+from attacks import ATTACKS, BASELINES, MALICIOUS, N_LEARNERS, run_voting  # noqa: E402
 
 from colearn_chain.learners import learner_config  # noqa: E402
 
@@ -61,7 +61,7 @@ RULES: dict[str, dict[str, Any]] = {
     "default, untrained allowance 3": {"vote_untrained_tolerance": 3.0},
     "default, untrained allowance 10": {"vote_untrained_tolerance": 10.0},
 }
-SINGLE = tuple(a for a in ATTACKS if a not in ("none", "collude2"))
+SINGLE = tuple(a for a in ATTACKS if a not in (*BASELINES, "collude2"))
 
 
 def sweep(rule: dict[str, Any], dataset: str, model: str, seeds: Sequence[int], attacks: Sequence[str],

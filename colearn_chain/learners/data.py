@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -83,6 +83,10 @@ class FederatedData:
     def pooled_test(self) -> Split:
         """All learners' test parts together."""
         return _concat([d.test for d in self.learners])
+
+    def without(self, index: int) -> FederatedData:
+        """The same division with learner ``index``'s part left out (what that member's data is worth)."""
+        return replace(self, learners=tuple(d for d in self.learners if d.index != index))
 
 
 def load_dataset(name: str) -> Split:

@@ -82,6 +82,20 @@ def test_pooled_scaling_standardizes_the_pooled_training_data() -> None:
     np.testing.assert_array_equal(fed.learners[0].global_test.x, fed.learners[3].global_test.x)
 
 
+def test_without_leaves_out_exactly_one_members_parts() -> None:
+    # Prepare
+    fed = split_learners("wine", n_learners=5, split="dirichlet", alpha=0.5, seed=1)
+    # Execute
+    rest = fed.without(2)
+    # Assert
+    assert [d.index for d in rest.learners] == [0, 1, 3, 4]
+    for pooled, whole, left_out in ((rest.pooled_train(), fed.pooled_train(), fed.learners[2].train),
+                                    (rest.pooled_vote(), fed.pooled_vote(), fed.learners[2].vote),
+                                    (rest.pooled_test(), fed.pooled_test(), fed.learners[2].test)):
+        np.testing.assert_array_equal(np.sort(pooled.rows), np.setdiff1d(whole.rows, left_out.rows))
+    assert len(fed.learners) == 5  # the original is untouched
+
+
 def test_local_scaling_uses_only_the_learners_own_training_data() -> None:
     # Prepare / Execute
     fed = split_learners("breast_cancer", n_learners=4, split="dirichlet", seed=0, scaling="local")
