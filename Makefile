@@ -35,7 +35,7 @@ test-contract:
 	$(BROWNIE) test tests/contract/test_smoke.py --network ganache-cli
 
 test-python:
-	$(PY) -m pytest -p no:pytest-brownie tests/unit tests/integration
+	$(PY) -m pytest -p no:pytest-brownie --durations=15 tests/unit tests/integration
 
 demo: setup-demo
 	$(PY) -m colearn_chain.cli run --out $(OUT)
