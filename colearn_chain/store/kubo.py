@@ -1,20 +1,24 @@
 """A weight store on a Kubo (IPFS) node, through its HTTP RPC API.
 
 `put` fixes every import parameter explicitly, so the CID does not depend on the node's
-`Import.*` configuration and equals the embedded store's (see unixfs.py). `get` caps what it
-reads, and maps Kubo's failures onto the store's exceptions so an agent turns them into a
-reject vote instead of crashing.
+`Import.*` configuration and equals the embedded store's (see unixfs.py). `get` asks the file's
+size first and checks that every byte came: Kubo reports a fetch that breaks off after it started
+sending (a peer left, its timeout ran out) only in an HTTP trailer the client library ignores, so a
+short read is the only sign of it. Every failure, of Kubo or of the connection to it, maps onto the
+store's exceptions so an agent retries or votes reject instead of crashing.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import ipfshttpclient
 import ipfshttpclient.exceptions as ipfs_errors
+import requests
 
 from colearn_chain.exceptions import BlobTooLarge, CidNotFound, StoreUnavailable, WeightStoreError
 from colearn_chain.store.unixfs import CHUNK_SIZE
@@ -39,6 +43,7 @@ _ADD_OPTIONS: Final[dict[str, Any]] = {
 _NOT_FOUND_HINTS: Final[tuple[str, ...]] = (
     "not found",  # "block was not found locally (offline)", "ipld: could not find ..." variants
     "could not find",
+    "does not exist",  # `files stat /ipfs/<not a CID>`
     "invalid path",
     "invalid cid",
     "failed to decode",
@@ -92,34 +97,51 @@ class KuboStore:
         """Add and pin `data` with fixed import parameters; return the CIDv0 Kubo reports."""
         try:
             cid = self._client.add_bytes(data, opts=dict(_ADD_OPTIONS))
-        except ipfs_errors.Error as error:
+        except (ipfs_errors.Error, requests.RequestException, OSError) as error:
             raise _map_error(error, what="add", cid=None) from error
         log.debug("added %d bytes as %s on %s", len(data), cid, self.describe())
         return str(cid)
 
     def get(self, cid: Cid, *, max_bytes: int) -> bytes:
-        """Fetch the file `cid`, asking Kubo for at most `max_bytes` + 1 bytes to spot oversize."""
+        """Fetch the file `cid` (at most `max_bytes`), all of it or an error: never a prefix."""
         # A CID from the chain may be anything; paths ('/ipns/...', 'Qm.../x') are not blobs.
         if not cid or "/" in cid or any(ch.isspace() for ch in cid):
             raise CidNotFound(f"{cid!r} is not a CID")
+        # Kubo's own request timeout, so a fetch from peers fails ("context deadline exceeded", mapped to
+        # StoreUnavailable) just before the client would give up on the connection.
+        deadline = {"timeout": f"{max(self.timeout - 1.0, 1.0)}s"}
         try:
-            data = self._client.cat(
-                cid,
-                # `length` caps what Kubo sends; Kubo's own request timeout, so a fetch from peers fails ("context
-                # deadline exceeded", mapped to StoreUnavailable) just before the client would give up on the
-                # connection.
-                opts={"length": max_bytes + 1, "timeout": f"{max(self.timeout - 1.0, 1.0)}s"},
-            )
-        except ipfs_errors.Error as error:
+            stat = self._client.files.stat(f"/ipfs/{cid}", opts=deadline)
+            size = _file_size(stat, cid)
+            if size > max_bytes:
+                raise BlobTooLarge(f"blob {cid} has {size} bytes, more than {max_bytes}")
+            data = self._client.cat(cid, opts={"length": max_bytes + 1, **deadline})  # capped: stat may lie
+        except (ipfs_errors.Error, requests.RequestException, OSError) as error:
             raise _map_error(error, what="cat", cid=cid) from error
         if len(data) > max_bytes:
             raise BlobTooLarge(f"blob {cid} has more than {max_bytes} bytes")
+        if len(data) != size:
+            raise StoreUnavailable(
+                f"Kubo cat {cid} gave {len(data)} of its {size} bytes: the node's fetch broke off (a peer "
+                "holding it left, or the node's timeout ran out); it may succeed on a retry")
         return bytes(data)
 
 
-def _map_error(error: ipfs_errors.Error, *, what: str, cid: Cid | None) -> WeightStoreError:
-    """Turn an ipfshttpclient error into the store's exception family."""
+def _file_size(stat: object, cid: Cid) -> int:
+    """The byte size in Kubo's `files stat` answer for a file; CidNotFound for anything else."""
+    if not isinstance(stat, Mapping) or stat.get("Type") != "file":
+        kind = stat.get("Type") if isinstance(stat, Mapping) else type(stat).__name__
+        raise CidNotFound(f"{cid} is not a file (Kubo says {kind!r})")
+    size = stat.get("Size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise StoreUnavailable(f"Kubo's stat of {cid} gave no usable size ({size!r})")
+    return size
+
+def _map_error(error: Exception, *, what: str, cid: Cid | None) -> WeightStoreError:
+    """Turn an ipfshttpclient error, or a connection's (cut mid-answer, reset), into the store's exception family."""
     subject = f"{what} {cid}" if cid else what
+    if isinstance(error, (requests.RequestException, OSError)):
+        return StoreUnavailable(f"Kubo {subject}: the connection failed ({type(error).__name__}: {error})")
     if isinstance(error, ipfs_errors.ErrorResponse):
         message = str(error)
         if any(hint in message.lower() for hint in _TIMEOUT_HINTS):

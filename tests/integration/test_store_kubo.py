@@ -6,7 +6,9 @@ fetched from either; both stores must fail in the same, typed way.
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,3 +277,64 @@ def test_kubo_store_times_out_on_a_silent_server() -> None:
         elapsed = time.monotonic() - started
     # Assert
     assert 0.4 < elapsed < 3.0
+
+
+def test_a_fetch_that_breaks_off_midway_is_unavailable_never_a_short_blob(kubo_node: KuboNode) -> None:
+    # Prepare: a three-chunk blob whose last block the (offline) node no longer has. Kubo starts sending,
+    # fails at the missing block, and reports that only in an HTTP trailer the client library ignores.
+    store = KuboStore(kubo_node.api, timeout=5.0)
+    blob = _blob(600_000, seed=7)
+    cid = store.put(blob)
+    leaves = kubo_node.command("refs", cid).split()
+    kubo_node.command("pin", "rm", cid)
+    kubo_node.command("block", "rm", leaves[-1])
+    # Execute
+    with pytest.raises(StoreUnavailable) as raised:
+        store.get(cid, max_bytes=10 * MB)
+    # Assert: transient (a peer may hold the block next time), and it says how much came
+    assert "of its 600000 bytes" in str(raised.value)
+
+
+class _CutMidAnswer:
+    """A loopback 'Kubo API' that answers `files/stat` honestly and then hangs up in the middle of `cat`."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(65536)
+                if b"/files/stat" in request:
+                    body = json.dumps({"Type": "file", "Size": self.size}).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
+                else:  # promise every byte, send ten, hang up
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "
+                                 + str(self.size).encode() + b"\r\n\r\n" + b"x" * 10)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_connection_cut_mid_answer_is_unavailable_not_a_crash() -> None:
+    # Prepare
+    cut = _CutMidAnswer(size=1000)
+    store = KuboStore(cut.url, timeout=5.0)
+    # Execute
+    try:
+        with pytest.raises(StoreUnavailable) as raised:
+            store.get(ABSENT_CID, max_bytes=10_000)
+    finally:
+        cut.close()
+    # Assert: the store's own transient error (an agent retries, then votes reject), naming the cause
+    assert "connection failed" in str(raised.value)
