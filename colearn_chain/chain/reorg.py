@@ -67,6 +67,9 @@ class ReorgAwareCursor:
         self.window = window
         #: block number -> (its hash when read, the events delivered from it)
         self._blocks: dict[int, tuple[str, list[ChainEvent]]] = {}
+        #: What a poll took from the chain but has not handed over yet: a later call of the same poll failed
+        #: (a flaky node), and the cursor has already moved past it, so the next poll hands it over first.
+        self._pending: list[ChainEvent | Removed] = []
 
     @property
     def next_block(self) -> int:
@@ -78,20 +81,23 @@ class ReorgAwareCursor:
         return self.inner.confirmations
 
     def poll(self) -> list[ChainEvent | Removed]:
-        """Removed events of dropped blocks (newest first), then the new blocks' events in chain order."""
-        out: list[ChainEvent | Removed] = list(self._undo_reorg())
+        """Removed events of dropped blocks (newest first), then the new blocks' events in chain order.
+
+        Safe to retry: whatever this cursor took from the chain before an RPC call failed is handed over by
+        the next poll, so a flaky node loses no event and no :class:`Removed`.
+        """
+        self._pending.extend(self._undo_reorg())
         target = self.inner.safe_head()
-        if target < self.inner.next_block:
-            return out
-        target_hash = self._hash_of(target)  # before the logs: see the module's docstring
-        if target_hash is None:
-            return out  # the head we were told of is gone (the chain got shorter): read at the next poll
-        before = self.inner.next_block
-        events = self.inner.poll(to_block=target)
-        out.extend(events)
-        last = self.inner.next_block - 1
-        if last >= before:
-            self._remember(events, last, target_hash if last == target else None)
+        if target >= self.inner.next_block:
+            target_hash = self._hash_of(target)  # before the logs: see the module's docstring
+            if target_hash is not None:  # None: the head we were told of is gone; read at the next poll
+                before = self.inner.next_block
+                events = self.inner.poll(to_block=target)
+                self._pending.extend(events)
+                last = self.inner.next_block - 1
+                if last >= before:
+                    self._remember(events, last, target_hash if last == target else None)
+        out, self._pending = self._pending, []
         return out
 
     def _hash_of(self, number: int) -> str | None:
@@ -104,7 +110,11 @@ class ReorgAwareCursor:
             _, delivered = self._blocks.setdefault(event.meta.block_number, (event.meta.block_hash, []))
             delivered.append(event)
         if last_hash is None and last not in self._blocks:
-            last_hash = self._hash_of(last)
+            try:
+                last_hash = self._hash_of(last)
+            except Exception:  # noqa: BLE001 - any failure of the node: the events' own blocks are remembered
+                log.debug("block %d's hash is unknown (the node failed): a reorganisation is then noticed by the "
+                          "newest block this reader delivered events from", last)
         if last_hash is not None:
             self._blocks[last] = (last_hash, self._blocks.get(last, ("", []))[1])
         for number in [n for n in self._blocks if n <= last - self.window]:
