@@ -98,6 +98,10 @@ _SNAPSHOT_ATTEMPTS: Final[int] = 3
 _BLOB_CACHE: Final[int] = 3
 
 
+class _Stopped(Exception):
+    """stop() was called while start() waited for the chain."""
+
+
 class AgentError(ColearnChainError):
     """Raised when the agent cannot take part at all: not a learner, no current model to start from, or
     an accepted model it cannot adopt. Waiting does not help; the message says what to do."""
@@ -207,6 +211,8 @@ class Agent:
             try:
                 self.start()
                 break
+            except _Stopped:
+                return 0
             except (AgentError, ChainUnavailable):
                 raise  # not a learner, no model to start from, or no node at all: say so and stop
             except (ColearnChainError, Web3Exception) as error:
@@ -360,11 +366,19 @@ class Agent:
     # ───────────────────────────────────────────────────────────── reading the chain
 
     def _snapshot_block(self) -> int:
-        """The newest block deep enough to trust, waiting until it is at or after the deployment."""
+        """The newest block deep enough to trust, waiting (stoppable) until it is at or after the deployment."""
+        told = False
         while True:
             snapshot = self.client.block_number() - self.settings.confirmations
             if snapshot >= self.settings.start_block:
                 return snapshot
+            if self._stopping:
+                raise _Stopped
+            if not told:
+                log.info("waiting for the node: block %d (its head less %d confirmation(s)) is before the "
+                         "deployment's block %d; is it still syncing?", snapshot, self.settings.confirmations,
+                         self.settings.start_block)
+                told = True
             time.sleep(self.settings.poll_interval)
 
     def _read_snapshot(self, block: int) -> tuple[v.Snapshot, EpochState]:

@@ -755,3 +755,29 @@ def test_a_vote_already_cast_elsewhere_is_routine(
     assert len(already) == 1 and already[0].levelno == logging.INFO, caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert chain.clients[0].epoch_state().phase == Phase.Voting
+
+
+def test_an_agent_waiting_for_its_node_to_reach_the_deployment_can_be_stopped(
+    anvil: AnvilNode, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Prepare: the agent trusts only blocks 1000 deep, so the young chain never reaches the deployment for it
+    chain = _deploy_in_process(anvil.url, tmp_path)
+    agent = chain.agent(1, tmp_path, confirmations=1000)
+    caplog.set_level(logging.INFO, logger="colearn_chain")
+    returned: list[int] = []
+    runner = threading.Thread(target=lambda: returned.append(agent.run()), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 10
+    while "waiting for the node" not in caplog.text:
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(0.05)
+
+    # Execute
+    agent.stop()
+    runner.join(timeout=10)
+
+    # Assert: it said why it waited, and stopping it ended run() cleanly
+    assert not runner.is_alive()
+    assert returned == [0]
+    waits = [r.getMessage() for r in caplog.records if "waiting for the node" in r.getMessage()]
+    assert len(waits) == 1 and f"deployment's block {chain.deployment.block}" in waits[0]
