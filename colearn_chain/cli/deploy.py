@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -161,10 +162,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         deployment.save(args.out)
     except OSError as error:  # checked writable above, but the disk may still fill or the folder vanish
+        print(json.dumps(deployment.to_json(), indent=2))  # the record itself, for the user to save
         raise ColearnChainError(
             f"the contract IS deployed at {deployment.address} (block {deployment.block}, tx "
             f"{deployment.tx_hash}, chain {deployment.chain_id}), but its record could not be written to "
-            f"{args.out}: {error}; keep these values, do not deploy again"
+            f"{args.out}: {error}; the record is printed on standard output: save it as the deployment file "
+            "and do not deploy again"
         ) from error
     log.info("deployment record written to %s", args.out)
     print(deployment.address)
