@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..decision import threshold_to_bps
 from ..experiment import ENV_FUNDER_KEY, ENV_LEARNER_KEYS, ExperimentError, ExperimentSettings, run_experiment
 from ..learners import MODEL_KINDS, NUMPY_DEFAULTS, make_learner
 from ..learners.data import DATASETS, SPLITS
@@ -137,8 +138,15 @@ def _run(args: argparse.Namespace) -> int:
             agents_per_process=args.agents_per_process, ipfs_topology=args.ipfs_topology,
         )
         make_learner(settings.learner_config(), 0)  # a bad learner, option or file stops here, before any chain
+        # So do a threshold the contract cannot take, an unusable --ipfs address (parsed only: nothing is
+        # dialled) and an --out folder that cannot be made.
+        threshold_to_bps(settings.threshold)
         if args.ipfs:
-            KuboStore(args.ipfs)  # so does an unusable --ipfs address (this only parses it: nothing is dialled)
+            KuboStore(args.ipfs)
+        settings.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        log.error("--out %s cannot be made: %s; name a folder you can write", args.out, error)
+        return 2
     except (ValueError, ExperimentError) as error:
         log.error("%s", error)
         return 2

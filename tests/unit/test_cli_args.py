@@ -219,6 +219,22 @@ def test_run_refuses_an_unusable_ipfs_address_before_starting_a_chain(
     assert "started" not in caplog.text  # no chain was started
 
 
+def test_run_refuses_a_bad_threshold_or_out_before_starting_a_chain(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Execute
+    with caplog.at_level(logging.INFO):
+        nan = main(["run", "--learner", "toy", "--threshold", "nan", "--out", str(tmp_path / "a")])
+        third = main(["run", "--learner", "toy", "--threshold", "0.33333", "--out", str(tmp_path / "b")])
+        proc = main(["run", "--learner", "toy", "--out", "/proc/run"])
+
+    # Assert
+    assert (nan, third, proc) == (2, 2, 2)
+    assert "nan" in caplog.text and "not a whole number of basis points" in caplog.text
+    assert "--out /proc/run cannot be made" in caplog.text
+    assert "started" not in caplog.text  # no chain was started
+
+
 def test_agents_refuse_the_same_key_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     # Prepare
     other = "0x" + "22" * 32
