@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         rpc_url = rpc_from(args)
         check_writable_file(args.out, "--out")
+        account = account_from(args)  # a missing key or a wrong password (WalletError) stops here too
         threshold_bps = threshold_to_bps(args.threshold)
         base = None if args.learner_config is None else load_learner_config(args.learner_config)
         spec = learner_spec_from(args, base)
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     digest = digest_hex(blob)
     log.info("initial model: %d bytes, digest %s, cid %s in %s", len(blob), digest, cid, store.describe())
 
-    client = ChainClient(rpc_url, account_from(args))
+    client = ChainClient(rpc_url, account)
     try:
         deployment = client.deploy(
             learners,

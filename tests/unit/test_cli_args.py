@@ -172,7 +172,12 @@ def test_deploy_refuses_an_unwritable_out_before_storing_or_deploying(
     assert not store.exists()
 
 
-def test_deploy_refuses_an_unusable_store_with_a_message(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_deploy_refuses_an_unusable_store_with_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Prepare
+    monkeypatch.setenv("COLEARN_PRIVATE_KEY", KEY)
+
     # Execute
     ftp = main([*DEPLOY, "--rpc", "http://127.0.0.1:9", "--store", "ftp://x", "--out", str(tmp_path / "d.json")])
     proc = main([*DEPLOY, "--rpc", "http://127.0.0.1:9", "--store", "local:/proc/x", "--out", str(tmp_path / "e.json")])
