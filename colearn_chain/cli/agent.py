@@ -30,8 +30,11 @@ from ._options import (
     add_key_options,
     add_learner_options,
     add_rpc_option,
+    interval,
     learner_spec_from,
     load_learner_config,
+    non_negative_int,
+    positive_int,
     rpc_from,
 )
 from .calls import write_rpc_calls
@@ -94,15 +97,15 @@ def add_agent_options(parser: argparse.ArgumentParser) -> None:
                      "numbers 0, 1, ...), or CSV with a header and a label column; it is checked, then cut into train, "
                      "vote and test parts. Its features and classes must fit the consortium's n_features and "
                      "n_classes in the learner spec (the numpy learner's option data)")
-    parser.add_argument("--confirmations", type=int, default=0, metavar="N",
+    parser.add_argument("--confirmations", type=non_negative_int, default=0, metavar="N",
                         help="act only on events N blocks deep, so a short reorganisation cannot make the agent "
                         "act on a vanished event (default 0; use a few on a testnet). N > 0 needs a chain that keeps "
                         "making blocks: with Anvil's instant mining nothing would ever become deep enough")
-    parser.add_argument("--until-epoch", type=int, metavar="N",
+    parser.add_argument("--until-epoch", type=non_negative_int, metavar="N",
                         help="exit 0 once epoch N has started and every earlier accepted model is adopted")
-    parser.add_argument("--poll-interval", type=float, default=0.2, metavar="S",
-                        help="seconds between polls of the chain (default 0.2)")
-    parser.add_argument("--max-blob-bytes", type=int, default=DEFAULT_MAX_BLOB_BYTES, metavar="BYTES",
+    parser.add_argument("--poll-interval", type=interval, default=0.2, metavar="S",
+                        help="seconds between polls of the chain, 0.05 to 3600 (default 0.2)")
+    parser.add_argument("--max-blob-bytes", type=positive_int, default=DEFAULT_MAX_BLOB_BYTES, metavar="BYTES",
                         help=f"largest proposal blob to fetch and decode (default {DEFAULT_MAX_BLOB_BYTES})")
     parser.add_argument("--ws", metavar="URL", default=None,
                         help=f"WebSocket endpoint for new blocks (default: ${ENV_WS_URL}, else the RPC URL's host and "
@@ -165,6 +168,10 @@ def build_agent(
 ) -> tuple[int, Agent]:
     """Check that ``account`` is a learner of the deployment on this chain; return its index and its agent
     (whose state directory is ``state_dir(index)``)."""
+    try:  # before the chain: a mistyped store is named at once, whatever the chain says
+        store = from_url(store_url)
+    except (OSError, ValueError) as error:
+        raise AgentSetupError(f"--store: {error}") from error
     client = ChainClient(rpc_url, account, deployment.address)
     try:
         chain_id = client.chain_id()
@@ -189,7 +196,12 @@ def build_agent(
         learner = make_learner(config, index)
     except ValueError as error:
         raise AgentSetupError(f"cannot build learner {index}: {error}") from error
-    return index, Agent(client, from_url(store_url), learner, StateDir(state_dir(index)), settings, follower)
+    try:
+        state = StateDir(state_dir(index))
+    except OSError as error:
+        raise AgentSetupError(f"cannot use the state directory {state_dir(index)}: {error}; "
+                              "name a folder you can write") from error
+    return index, Agent(client, store, learner, state, settings, follower)
 
 
 def run(args: argparse.Namespace) -> int:

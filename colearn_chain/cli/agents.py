@@ -52,11 +52,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _accounts(keystores: list[Path]) -> list[LocalAccount]:
+    """The agents' accounts, each address once: two agents of one key would share a state directory and
+    race each other's nonces."""
     if keystores:
-        return [load_account(path) for path in keystores]
-    accounts = accounts_from_keys(os.environ.get(ENV_PRIVATE_KEYS, ""), ENV_PRIVATE_KEYS)
+        accounts = [load_account(path) for path in keystores]
+    else:
+        accounts = accounts_from_keys(os.environ.get(ENV_PRIVATE_KEYS, ""), ENV_PRIVATE_KEYS)
     if not accounts:
         raise WalletError(f"no keys: pass --keystore FILE (repeatable) or set ${ENV_PRIVATE_KEYS}")
+    addresses = [account.address for account in accounts]
+    twice = sorted({a for a in addresses if addresses.count(a) > 1})
+    if twice:
+        given = "--keystore files" if keystores else f"keys in ${ENV_PRIVATE_KEYS}"
+        raise WalletError(f"the {given} name {', '.join(twice)} more than once: give each learner's key once")
     return accounts
 
 

@@ -17,6 +17,7 @@ from types import FrameType
 from ..services.anvil import ServiceError
 from ..services.chains import CHAINS, chain_node
 from ..services.geth import DEFAULT_PERIOD, GethNode
+from ._options import fixed_port, interval
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--chain", choices=CHAINS, default="geth", help="the chain client (default geth)")
-    parser.add_argument("--port", type=int, default=BROWNIE_PORT, metavar="N",
+    parser.add_argument("--port", type=fixed_port, default=BROWNIE_PORT, metavar="N",
                         help=f"the RPC port on 127.0.0.1 (default {BROWNIE_PORT})")
-    parser.add_argument("--block-time", type=float, default=None, metavar="S",
+    parser.add_argument("--block-time", type=interval, default=None, metavar="S",
                         help=f"a block every S seconds (default: per transaction on anvil and ganache, "
                              f"{DEFAULT_PERIOD} s on geth, which takes whole seconds only)")
     parser.set_defaults(func=run)

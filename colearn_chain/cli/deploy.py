@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
 from web3 import Web3
+from web3.exceptions import Web3Exception
 
 from ..chain.client import ChainClient
+from ..chain.connection import ENV_RPC_URL
 from ..codec import decode_weights, digest_hex, encode_weights
 from ..decision import threshold_to_bps
+from ..exceptions import ColearnChainError
 from ..learners import complete_spec, make_learner
 from ..learners.owndata import own_data_options
 from ..store import from_url
+from ..text import redact_url
 from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY
 from ._options import (
     account_from,
     add_data_options,
     add_key_options,
     add_learner_options,
+    add_rpc_option,
+    check_writable_file,
     learner_spec_from,
     load_learner_config,
+    positive_int,
+    rpc_from,
 )
 
 log = logging.getLogger(__name__)
@@ -39,7 +48,9 @@ with its factory's defaults, is kept in the record ("learner_config"), so agents
 learners without being told it again.
 
 The deployer signs with the keystore given by --keystore (password in ${ENV_KEYSTORE_PASSWORD}) or with
-the key in ${ENV_PRIVATE_KEY}; it needs no other role in the consortium.
+the key in ${ENV_PRIVATE_KEY}; it needs no other role in the consortium. The chain is --rpc, else
+${ENV_RPC_URL} (better for a URL with an API key: it stays out of the shell history and process list).
+--out is checked for writing before anything is deployed.
 """
 
 EPILOG = """\
@@ -47,7 +58,7 @@ example:
   colearn-chain deploy --rpc http://127.0.0.1:8545 --learners 0xA..,0xB..,0xC.. --threshold 0.5 \\
       --proposal-timeout 30 --voting-timeout 30 --learner-config '{"kind": "toy", "seed": 0}' \\
       --store ./blobs --out deployment.json
-  colearn-chain deploy ... --learner examples.centroid:make_learner --learner-option seed=1 --store ./blobs \
+  colearn-chain deploy ... --learner examples.centroid:make_learner --learner-option seed=1 --store ./blobs \\
       --out deployment.json
 """
 
@@ -60,14 +71,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rpc", required=True, metavar="URL", help="JSON-RPC endpoint of the chain")
+    add_rpc_option(parser)
     parser.add_argument("--learners", required=True, metavar="A,B,C",
                         help="comma-separated learner addresses, in proposing order (epoch e: learner e %% n)")
     parser.add_argument("--threshold", type=float, default=0.5, metavar="FRACTION",
                         help="fraction of voters that must approve, in (0, 1] (default 0.5, the seed's)")
-    parser.add_argument("--proposal-timeout", type=int, required=True, metavar="S",
+    parser.add_argument("--proposal-timeout", type=positive_int, required=True, metavar="S",
                         help="seconds the proposer has before anyone may skip the epoch")
-    parser.add_argument("--voting-timeout", type=int, required=True, metavar="S",
+    parser.add_argument("--voting-timeout", type=positive_int, required=True, metavar="S",
                         help="seconds the voters have, from the proposal, before anyone may close the epoch")
     parser.add_argument("--colearn-variant", action="store_true",
                         help="colearn 0.2.8's rule: the proposer does not vote, threshold over n - 1 voters "
@@ -101,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     extra: dict[str, object] = {"store": args.store}
     try:
+        rpc_url = rpc_from(args)
+        check_writable_file(args.out, "--out")
+        account = account_from(args)  # a missing key or a wrong password (WalletError) stops here too
         threshold_bps = threshold_to_bps(args.threshold)
         base = None if args.learner_config is None else load_learner_config(args.learner_config)
         spec = learner_spec_from(args, base)
@@ -121,26 +135,50 @@ def run(args: argparse.Namespace) -> int:
             config = complete_spec(spec)  # recorded complete: every agent rebuilds the same learners
             blob = encode_weights(make_learner(config, 0).current_weights())
             extra["learner_config"] = {**config, "data": None} if args.data is not None else config
+        store = from_url(args.store)
+        cid = store.put(blob)
     except (OSError, ValueError) as error:
         log.error("%s", error)
         return 2
-    store = from_url(args.store)
-    cid = store.put(blob)
     digest = digest_hex(blob)
     log.info("initial model: %d bytes, digest %s, cid %s in %s", len(blob), digest, cid, store.describe())
 
-    client = ChainClient(args.rpc, account_from(args))
-    deployment = client.deploy(
-        learners,
-        threshold_bps,
-        args.proposal_timeout,
-        args.voting_timeout,
-        not args.colearn_variant,
-        digest,
-        cid,
-        extra=extra,
-    )
-    deployment.save(args.out)
+    client = ChainClient(rpc_url, account)
+    try:
+        deployment = client.deploy(
+            learners,
+            threshold_bps,
+            args.proposal_timeout,
+            args.voting_timeout,
+            not args.colearn_variant,
+            digest,
+            cid,
+            extra=extra,
+        )
+    except Web3Exception as error:  # the node refused the transaction: most often an unfunded deployer
+        raise ColearnChainError(
+            f"the deployment was refused by {redact_url(rpc_url)}: {error}; the deployer {client.sender} has "
+            f"{_balance(client)} on it: fund that address or sign with another key"
+        ) from error
+    try:
+        deployment.save(args.out)
+    except OSError as error:  # checked writable above, but the disk may still fill or the folder vanish
+        print(json.dumps(deployment.to_json(), indent=2))  # the record itself, for the user to save
+        raise ColearnChainError(
+            f"the contract IS deployed at {deployment.address} (block {deployment.block}, tx "
+            f"{deployment.tx_hash}, chain {deployment.chain_id}), but its record could not be written to "
+            f"{args.out}: {error}; the record is printed on standard output: save it as the deployment file "
+            "and do not deploy again"
+        ) from error
     log.info("deployment record written to %s", args.out)
     print(deployment.address)
     return 0
+
+
+def _balance(client: ChainClient) -> str:
+    """The deployer's balance for an error message ("an unknown balance" when the node will not say)."""
+    try:
+        wei = int(client.w3.eth.get_balance(client.account.address))
+    except Exception:  # noqa: BLE001 - only ever part of an error message already being reported
+        return "an unknown balance"
+    return f"{Web3.from_wei(wei, 'ether')} ETH ({wei} wei)"

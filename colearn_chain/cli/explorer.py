@@ -8,6 +8,7 @@ from typing import Any
 
 from ..exceptions import ColearnChainError
 from ..explorer.server import start_server
+from ._options import interval, port
 from .status import add_source_args, open_history
 
 __all__ = ["register", "run"]
@@ -22,9 +23,11 @@ def register(subparsers: Any) -> None:
         description="Serve the contract's epochs, votes, scores and transactions as a live web page (loopback only).",
     )
     add_source_args(parser)
-    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    parser.add_argument("--port", type=port, default=8765, metavar="N",
+                        help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
     parser.add_argument("--no-gas", action="store_true", help="skip the receipts (faster on a slow public RPC)")
-    parser.add_argument("--poll", type=float, default=1.0, metavar="SECONDS", help="how often to read new blocks")
+    parser.add_argument("--poll", type=interval, default=1.0, metavar="SECONDS",
+                        help="seconds between reads of new blocks, 0.05 to 3600 (default 1)")
     parser.set_defaults(func=run)
 
 

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from ..services.kubo import KuboNode, SwarmPeer
+from ._options import fixed_port
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="an IPv4 network the node may dial, e.g. 10.77.0.0/24 (repeatable)")
     parser.add_argument("--peer", action="append", default=[], metavar="MULTIADDR/p2p/ID",
                         help="another member's node, as its ipfs-node printed it (repeatable)")
-    parser.add_argument("--api-port", type=int, default=5001, metavar="N",
+    parser.add_argument("--api-port", type=fixed_port, default=5001, metavar="N",
                         help="the RPC API's port on 127.0.0.1 (default 5001)")
     parser.set_defaults(func=run)
 

@@ -6,13 +6,16 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..decision import threshold_to_bps
 from ..experiment import ENV_FUNDER_KEY, ENV_LEARNER_KEYS, ExperimentError, ExperimentSettings, run_experiment
 from ..learners import MODEL_KINDS, NUMPY_DEFAULTS, make_learner
 from ..learners.data import DATASETS, SPLITS
 from ..learners.registry import parse_learner_options
 from ..services.chains import CHAINS
 from ..services.geth import DEFAULT_PERIOD
+from ..store import KuboStore
 from ..wallet import ENV_KEYSTORE_PASSWORD
+from ._options import interval, non_negative_int, port, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +54,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = p.add_argument_group("experiment")
-    g.add_argument("--learners", type=int, default=defaults.learners, metavar="N",
+    g.add_argument("--learners", type=positive_int, default=defaults.learners, metavar="N",
                    help=f"number of learners, one agent process each (default {defaults.learners})")
-    g.add_argument("--epochs", type=int, default=defaults.epochs, metavar="N",
+    g.add_argument("--epochs", type=non_negative_int, default=defaults.epochs, metavar="N",
                    help=f"epochs to run (default {defaults.epochs})")
     g.add_argument("--learner", "--learner-kind", dest="learner", default=defaults.kind, metavar="KIND|MODULE:FACTORY",
                    help="the learners' factory: a registered kind (bundled: numpy, ready-made numpy models on real "
@@ -84,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "the same features, and every class must have rows in some file. For the ready-made learners")
     g.add_argument("--label-column", metavar="NAME",
                    help="the CSV column holding the labels (default: the one named label, else the last)")
-    g.add_argument("--seed", type=int, default=defaults.seed,
+    g.add_argument("--seed", type=non_negative_int, default=defaults.seed,
                    help=f"seed of data split and training (default {defaults.seed})")
     c = p.add_argument_group("protocol")
     c.add_argument("--threshold", type=float, default=defaults.threshold,
@@ -92,10 +95,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     c.add_argument("--colearn-variant", action="store_true",
                    help="colearn 0.2.8 rule: the proposer does not vote, threshold over n - 1 "
                         "(default: everyone votes)")
-    c.add_argument("--proposal-timeout", type=int, default=defaults.proposal_timeout, metavar="S",
+    c.add_argument("--proposal-timeout", type=positive_int, default=defaults.proposal_timeout, metavar="S",
                    help="seconds a proposer has before anyone may skip the epoch "
                         f"(default {defaults.proposal_timeout})")
-    c.add_argument("--voting-timeout", type=int, default=defaults.voting_timeout, metavar="S",
+    c.add_argument("--voting-timeout", type=positive_int, default=defaults.voting_timeout, metavar="S",
                    help=f"seconds voters have before anyone may close the epoch (default {defaults.voting_timeout})")
     i = p.add_argument_group("infrastructure")
     i.add_argument("--rpc", metavar="URL", help="use this chain (a testnet, a node you run) instead of starting one")
@@ -109,15 +112,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="shared: one store for every agent (the embedded one, or --ipfs); per-agent: start a Kubo "
                         "node per learner, peered with the others only, so weights move between them by bitswap "
                         f"(default {defaults.ipfs_topology})")
-    i.add_argument("--block-time", type=float, metavar="S",
+    i.add_argument("--block-time", type=interval, metavar="S",
                    help="the started chain makes a block every S seconds (default: per transaction on anvil "
                         f"and ganache, {DEFAULT_PERIOD} s on geth, which takes whole seconds only)")
-    i.add_argument("--agents-per-process", type=int, default=defaults.agents_per_process, metavar="K",
+    i.add_argument("--agents-per-process", type=positive_int, default=defaults.agents_per_process, metavar="K",
                    help="run K agents in one process (`colearn-chain agents`), each with its own key, transactions, "
                         "state directory and log, for simulations of many learners on few cores "
                         f"(default {defaults.agents_per_process}: a process per learner)")
     i.add_argument("--explorer", action="store_true", help="serve the explorer page on loopback during the run")
-    i.add_argument("--explorer-port", type=int, default=0, metavar="N", help="explorer port (default: a free one)")
+    i.add_argument("--explorer-port", type=port, default=0, metavar="N", help="explorer port (default: a free one)")
     i.add_argument("--out", type=Path, default=Path("results/run"), metavar="DIR",
                    help="output folder (default results/run)")
     p.set_defaults(func=_run)
@@ -135,6 +138,15 @@ def _run(args: argparse.Namespace) -> int:
             agents_per_process=args.agents_per_process, ipfs_topology=args.ipfs_topology,
         )
         make_learner(settings.learner_config(), 0)  # a bad learner, option or file stops here, before any chain
+        # So do a threshold the contract cannot take, an unusable --ipfs address (parsed only: nothing is
+        # dialled) and an --out folder that cannot be made.
+        threshold_to_bps(settings.threshold)
+        if args.ipfs:
+            KuboStore(args.ipfs)
+        settings.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        log.error("--out %s cannot be made: %s; name a folder you can write", args.out, error)
+        return 2
     except (ValueError, ExperimentError) as error:
         log.error("%s", error)
         return 2

@@ -17,13 +17,14 @@ from ..chain.deployment import Deployment
 from ..exceptions import ColearnChainError
 from ..history import EpochRecord, History, Source, TxRef
 from ..text import printable
+from ._options import add_rpc_option, non_negative_int, rpc_from
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 
 
 def add_source_args(parser: argparse.ArgumentParser) -> None:
     """The arguments that name a contract on a chain; shared by `status` and `explorer`."""
-    parser.add_argument("--rpc", default=DEFAULT_RPC, metavar="URL", help=f"JSON-RPC endpoint (default {DEFAULT_RPC})")
+    add_rpc_option(parser, default=DEFAULT_RPC)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--contract", metavar="ADDR", help="the contract's address")
     which.add_argument(
@@ -31,7 +32,7 @@ def add_source_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--from-block",
-        type=int,
+        type=non_negative_int,
         metavar="N",
         help="first block to read events from (default: the deployment block, searched for with --contract)",
     )
@@ -50,9 +51,19 @@ def resolve_source(args: argparse.Namespace) -> Source:
 def open_history(args: argparse.Namespace, *, gas: bool) -> History:
     """Connect and read the whole history named by the source arguments."""
     try:
-        return History.load(connect(args.rpc), resolve_source(args), args.from_block, gas=gas)
+        w3 = connect(rpc_from(args))
+        history = History.open(w3, resolve_source(args), args.from_block, gas=gas)
+        if args.from_block is not None:
+            head = int(w3.eth.block_number)
+            if args.from_block > head:  # nothing to read yet: the history would have no state at all
+                raise ColearnChainError(
+                    f"--from-block {args.from_block} is past the chain's head {head}: give a block up to {head}, "
+                    "or leave it out to start at the deployment"
+                )
+        history.update()
     except ValueError as exc:  # e.g. a deployment record of another chain
         raise ColearnChainError(str(exc)) from exc
+    return history
 
 
 def register(subparsers: Any) -> None:
@@ -63,15 +74,13 @@ def register(subparsers: Any) -> None:
     )
     add_source_args(parser)
     parser.add_argument("--json", action="store_true", help="print the history as JSON instead of a table")
-    parser.add_argument("--last", type=int, metavar="N", help="only the newest N epochs")
+    parser.add_argument("--last", type=non_negative_int, metavar="N", help="only the newest N epochs")
     parser.add_argument("--no-gas", action="store_true", help="skip the receipts (faster on a slow public RPC)")
     parser.add_argument("--no-txs", action="store_true", help="one line per epoch, without the transaction lines")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.last is not None and args.last < 0:
-        raise ColearnChainError("--last must be >= 0")
     history = open_history(args, gas=not args.no_gas)
     if args.json:
         print(json.dumps(history.to_json(last=args.last), indent=1))

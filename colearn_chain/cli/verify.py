@@ -187,7 +187,10 @@ def run(args: argparse.Namespace) -> int:
             deployment = Deployment.load(args.deployment)
         except ValueError as exc:
             raise ColearnChainError(str(exc)) from exc
-    paths = write_inputs(args.out, deployment)
+    try:
+        paths = write_inputs(args.out, deployment)
+    except OSError as exc:  # --out is a file, or a folder that cannot be made or written
+        raise ColearnChainError(f"cannot write into --out {args.out}: {exc}; name a folder you can write") from exc
     if args.check:
         solc_js = ROOT / "tools" / "solc.js"
         if not solc_js.is_file():

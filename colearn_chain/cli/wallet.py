@@ -49,6 +49,12 @@ def _password() -> str:
 
 
 def run_new(args: argparse.Namespace) -> int:
-    address = create_keystore(args.out, _password(), overwrite=args.force)
+    password = _password()
+    try:
+        address = create_keystore(args.out, password, overwrite=args.force)
+    except OSError as error:  # a directory, a missing or read-only folder
+        raise WalletError(
+            f"cannot write the keystore to --out {args.out}: {error}; name a file you can write"
+        ) from error
     print(address)
     return 0

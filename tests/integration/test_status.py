@@ -9,6 +9,7 @@ web3's own event decoding and the receipts.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from eth_account import Account
 from web3 import Web3
 
 from colearn_chain.chain.artifact import abi
+from colearn_chain.chain.connection import ENV_RPC_URL
 from colearn_chain.chain.deployment import Deployment
 from colearn_chain.services.anvil import AnvilNode, GanacheNode, free_port, fund
 from history_driver import Driver, learner_keys
@@ -195,6 +197,35 @@ def test_status_names_a_dead_rpc_and_a_missing_contract(anvil_run: tuple[str, De
     assert f"no contract at {Web3.to_checksum_address(empty_address)}" in no_contract.stderr
     assert not_an_address.returncode == 2 and "is not an address" in not_an_address.stderr
     assert "Traceback" not in no_chain.stderr + no_contract.stderr + not_an_address.stderr
+
+
+def test_status_and_explorer_name_a_from_block_past_the_head_and_read_the_rpc_url_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    # Prepare: a bare deployment; the endpoint only in $COLEARN_RPC_URL, no --rpc
+    with AnvilNode() as node:
+        keys = learner_keys(1)
+        fund(node.url, [Account.from_key(k).address for k in keys])
+        deployment = Driver.create(node.url, keys).deploy()
+        head = Web3(Web3.HTTPProvider(node.url)).eth.block_number
+        env = {**os.environ, ENV_RPC_URL: node.url}
+        source = ["--contract", deployment.address]
+
+        # Execute
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "colearn_chain.cli", *args], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=120, check=False)
+
+        past = {command: cli(command, *source, "--from-block", "99999999") for command in ("status", "explorer")}
+        from_env = cli("status", *source, "--json", "--from-block", str(deployment.block))
+
+    # Assert
+    for command, result in past.items():
+        assert result.returncode == 2, (command, result.stderr)
+        assert f"--from-block 99999999 is past the chain's head {head}" in result.stderr, command
+        assert "update()" not in result.stderr and "Traceback" not in result.stderr, command
+    assert from_env.returncode == 0, from_env.stderr
+    assert json.loads(from_env.stdout)["summary"]["address"] == deployment.address
 
 
 # ─────────────────────────────────────────────────────────────── ganache

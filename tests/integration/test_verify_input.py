@@ -12,10 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from eth_abi import decode as abi_decode
 
 from colearn_chain.chain.artifact import load_artifact
 from colearn_chain.chain.deployment import Deployment
+from colearn_chain.cli import main
 from colearn_chain.cli.verify import compile_standard_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +38,20 @@ def _deployment() -> Deployment:
         initial_digest="0x" + "11" * 32,
         initial_cid="QmQhzGBtkfHwBJFYGkkbZaPT4KSsJotdsGa4djuA9aA5Bc",
     )
+
+
+def test_out_naming_a_file_is_a_clear_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Prepare: --out names an existing file, not a folder
+    taken = tmp_path / "verify"
+    taken.write_text("not a folder")
+
+    # Execute
+    code = main(["verify-input", "--out", str(taken)])
+
+    # Assert
+    assert code == 2
+    assert f"cannot write into --out {taken}" in caplog.text and "name a folder you can write" in caplog.text
+    assert taken.read_text() == "not a folder"
 
 
 def test_standard_json_input_reproduces_the_packaged_bytecode(tmp_path: Path) -> None:

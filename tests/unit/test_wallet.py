@@ -99,6 +99,22 @@ def test_wallet_new_keeps_the_standard_scrypt_cost(tmp_path: Path, monkeypatch: 
     assert params["kdf"] == "scrypt" and params["kdfparams"]["n"] == 2**18 > DEV_CHAIN_SCRYPT_N
 
 
+def test_wallet_new_into_a_directory_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: --out names an existing folder, and --force asks to overwrite it
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    monkeypatch.setenv(ENV_KEYSTORE_PASSWORD, "secret")
+
+    # Execute
+    with pytest.raises(WalletError) as refused:
+        run_new(argparse.Namespace(out=folder, force=True))
+
+    # Assert
+    assert f"cannot write the keystore to --out {folder}" in str(refused.value)
+    assert "name a file you can write" in str(refused.value)
+    assert folder.is_dir() and not list(folder.iterdir())  # no temporary file left behind
+
+
 def test_accounts_from_keys_names_a_bad_key_by_position_never_by_value() -> None:
     # Arrange
     good = "0x" + "11" * 32
