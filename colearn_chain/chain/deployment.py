@@ -23,6 +23,7 @@ FORMAT = "colearn-chain/deployment@1"
 _HEX40 = re.compile(r"0x[0-9a-fA-F]{40}")
 _HEX64 = re.compile(r"0x[0-9a-fA-F]{64}")
 _UINT32_MAX = 2**32 - 1
+_INT64_MAX = 2**63 - 1  # beyond any chain id or block number a node serves
 
 
 class DeploymentError(ColearnChainError, ValueError):
@@ -36,8 +37,10 @@ def _whole(least: int, most: int | None = None) -> Callable[[Any], str | None]:
     def problem(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int):
             return "must be a whole number (a JSON integer, not a string)"
-        if value < least or (most is not None and value > most):
-            return f"must be {least} or more" if most is None else f"must be {least} to {most}"
+        if value < least:
+            return f"must be {least} or more"
+        if most is not None and value > most:
+            return f"must be {most} or less"
         return None
     return problem
 
@@ -70,9 +73,9 @@ def _is(kind: type, what: str) -> Callable[[Any], str | None]:
 
 #: What each field of a record must hold (the ranges are those the contract's constructor accepts).
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "chain_id": _whole(1),
+    "chain_id": _whole(1, _INT64_MAX),
     "address": _address,
-    "block": _whole(0),
+    "block": _whole(0, _INT64_MAX),
     "tx_hash": _hash,
     "learners": _learners,
     "vote_threshold_bps": _whole(1, 10_000),
