@@ -209,7 +209,10 @@ def _stores(
         raise ExperimentError("--ipfs names one shared Kubo node; --ipfs-topology per-agent starts a node per learner")
     # Throwaway nodes: their repos (each holds its node's identity key) go when the run ends.
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="colearn-ipfs-")))
-    swarm = stack.enter_context(kubo_swarm.KuboSwarm(root, settings.learners))
+    try:
+        swarm = stack.enter_context(kubo_swarm.KuboSwarm(root, settings.learners))
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:  # no binary, or a daemon that exited
+        raise ExperimentError(f"cannot start the learners' IPFS nodes (--ipfs-topology per-agent): {error}") from error
     for line in swarm.describe():
         log.info("IPFS %s", line)
     return KuboStore(swarm.nodes[0].api), [node.url for node in swarm.nodes], swarm

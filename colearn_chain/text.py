@@ -23,6 +23,9 @@ _UNSAFE_CATEGORIES: Final[frozenset[str]] = frozenset({"Cc", "Cf", "Zl", "Zp", "
 _NAMED: Final[dict[str, str]] = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: Shown in place of whatever a URL carries that may be a secret (credentials, path, query, fragment).
 REDACTED: Final[str] = "***"
+#: The shortest user name or password :func:`redact_in` replaces wherever it occurs in a message, not
+#: only where it stands as a URL's credentials.
+MIN_LOOSE_SECRET: Final[int] = 8
 
 
 def _escape(char: str) -> str:
@@ -85,16 +88,27 @@ def redact_in(text: str, url: str) -> str:
     """``text`` (an error message) with every secret part of ``url`` replaced, as :func:`redact_url` does.
 
     Why: HTTP libraries quote the URL, or its path and query alone ("Max retries exceeded with url:
-    /v3/<key>"), in their messages, so redacting the URL where we print it is not enough.
+    /v3/<key>"), in their messages, so redacting the URL where we print it is not enough. Credentials
+    are replaced where they stand as a URL's ``user:password@``, and elsewhere only when long enough
+    to be a real secret: a short user name ("u") replaced everywhere would garble every word holding
+    that letter and hide the very error the message reports.
     """
     try:
         parts = urlsplit(url)
-        secrets = [url, parts.password or "", parts.username or ""]
     except ValueError:
         return text.replace(url, "<unparseable URL>") if url else text
-    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    replacements = {url: redact_url(url)} if url else {}
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        replacements[f"{userinfo}@"] = f"{REDACTED}@"
+        for credential in (parts.username, parts.password):
+            if credential and len(credential) >= MIN_LOOSE_SECRET:
+                replacements[credential] = REDACTED
     if parts.path not in ("", "/") or parts.query:
-        secrets += [tail, parts.path if parts.path not in ("", "/") else "", parts.query]
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, redact_url(url) if secret == url else REDACTED)
+        tail = parts.path + (f"?{parts.query}" if parts.query else "")
+        for secret in (tail, parts.path if parts.path not in ("", "/") else "", parts.query):
+            if secret:
+                replacements[secret] = REDACTED
+    for secret in sorted(replacements, key=len, reverse=True):
+        text = text.replace(secret, replacements[secret])
     return text

@@ -23,6 +23,7 @@ from eth_account.signers.local import LocalAccount
 
 from ._files import atomic_write
 from .exceptions import ColearnChainError
+from .text import printable
 
 __all__ = [
     "DEV_CHAIN_SCRYPT_N",
@@ -52,10 +53,25 @@ KDF: Final[Literal["scrypt"]] = "scrypt"
 #: instead of about two seconds per key, so a hundred learners' keystores are made (and read) at once.
 #: `wallet new` never uses it.
 DEV_CHAIN_SCRYPT_N: Final[int] = 2**10
+#: The order of secp256k1's group: a private key is a number from 1 to this minus one.
+_CURVE_ORDER: Final[int] = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 class WalletError(ColearnChainError):
     """Raised when a key cannot be created or loaded (missing file or variable, wrong password, bad key)."""
+
+
+def _account_of(key: str | bytes) -> LocalAccount | None:
+    """The account of the private ``key``, or None if it is not one (never an error that may quote the key).
+
+    Why not eth-account's own check alone: it takes the zero key (whose "address" is public knowledge)
+    and refuses one above the curve order with a bare ``Exception``.
+    """
+    try:
+        account: LocalAccount = Account.from_key(key)
+    except Exception:  # noqa: BLE001 - eth-keys/coincurve raise bare Exception("Invalid privkey") too
+        return None
+    return account if 0 < int.from_bytes(bytes(account.key), "big") < _CURVE_ORDER else None
 
 
 def keystore_password(
@@ -108,14 +124,22 @@ def create_keystore(path: Path | str, password: str, *, overwrite: bool = False,
 def load_keystore(path: Path | str, password: str) -> LocalAccount:
     """Decrypt the keystore at ``path``."""
     try:
-        keystore = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise WalletError(f"cannot read keystore {path}: {error}") from error
+        keystore = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:  # ValueError: not JSON, or not UTF-8
+        raise WalletError(f"cannot read keystore {path}: {printable(error)}") from error
+    if not isinstance(keystore, dict) or not isinstance(keystore.get("crypto", keystore.get("Crypto")), dict):
+        raise WalletError(f"{path} is not a keystore file (a keystore is a JSON object with a 'crypto' object)")
     try:
         key = Account.decrypt(keystore, password)
     except ValueError as error:  # eth-account: "MAC mismatch" for a wrong password
         raise WalletError(f"cannot decrypt keystore {path}: wrong password or damaged file") from error
-    account: LocalAccount = Account.from_key(key)  # eth-account's combomethod leaves it untyped
+    except (KeyError, TypeError, AttributeError, IndexError, NotImplementedError) as error:
+        # eth-keyfile reads the fields it needs without checking them first.
+        raise WalletError(f"{path} is not a keystore file (missing or malformed field: {error!r}); "
+                          "give a Web3 Secret Storage keystore, as `colearn-chain wallet new` writes") from error
+    account = _account_of(key)
+    if account is None:
+        raise WalletError(f"keystore {path} holds no valid private key")
     return account
 
 
@@ -132,12 +156,11 @@ def load_account(keystore: Path | str | None = None, *, env: Mapping[str, str] |
     key = env.get(ENV_PRIVATE_KEY)
     if not key:
         raise WalletError(f"no key: pass a keystore (password in {ENV_KEYSTORE_PASSWORD}) or set {ENV_PRIVATE_KEY}")
-    try:
-        account: LocalAccount = Account.from_key(key.strip())
-        return account
-    except (ValueError, TypeError):
+    account = _account_of(key.strip())
+    if account is None:
         # The message of eth-keys' error may quote the input: never pass it on.
-        raise WalletError(f"{ENV_PRIVATE_KEY} is not a valid private key") from None
+        raise WalletError(f"{ENV_PRIVATE_KEY} is not a valid private key (0x and 64 hex digits, not zero)")
+    return account
 
 
 def accounts_from_keys(text: str, variable: str) -> list[LocalAccount]:
@@ -147,9 +170,8 @@ def accounts_from_keys(text: str, variable: str) -> list[LocalAccount]:
     """
     accounts = []
     for i, key in enumerate(k.strip() for k in text.split(",") if k.strip()):
-        try:
-            account: LocalAccount = Account.from_key(key)
-        except (ValueError, TypeError):
-            raise WalletError(f"key {i} in ${variable} is not a valid private key") from None
+        account = _account_of(key)
+        if account is None:
+            raise WalletError(f"key {i} in ${variable} is not a valid private key")
         accounts.append(account)
     return accounts

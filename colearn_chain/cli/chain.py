@@ -15,9 +15,9 @@ import threading
 from types import FrameType
 
 from ..services.anvil import ServiceError
-from ..services.chains import CHAINS, chain_node
+from ..services.chains import CHAINS, block_time_problem, chain_node
 from ..services.geth import DEFAULT_PERIOD, GethNode
-from ._options import fixed_port, interval
+from ._options import fixed_port
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--chain", choices=CHAINS, default="geth", help="the chain client (default geth)")
     parser.add_argument("--port", type=fixed_port, default=BROWNIE_PORT, metavar="N",
                         help=f"the RPC port on 127.0.0.1 (default {BROWNIE_PORT})")
-    parser.add_argument("--block-time", type=interval, default=None, metavar="S",
+    parser.add_argument("--block-time", type=block_time, default=None, metavar="S",
                         help=f"a block every S seconds (default: per transaction on anvil and ganache, "
                              f"{DEFAULT_PERIOD} s on geth, which takes whole seconds only)")
     parser.set_defaults(func=run)
+
+
+def block_time(text: str) -> float:
+    """--block-time's type: a number of seconds above 0 (a usage error names the value otherwise)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    problem = block_time_problem(seconds)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return seconds
 
 
 def run(args: argparse.Namespace) -> int:

@@ -41,11 +41,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+def swarm_address(text: str, option: str = "--swarm") -> str:
+    """``text`` as the canonical ``/ip4/ADDRESS/tcp/PORT`` one node listens on; ValueError naming ``option``.
+
+    Why so strict: Kubo takes an unspecified address (0.0.0.0) as "listen on every interface", which would
+    open the node beyond the consortium's network, and a mistyped address would only fail once it is used.
+    """
+    wanted = f"{option} wants /ip4/ADDRESS/tcp/PORT (one IPv4 address of this machine, e.g. /ip4/10.77.0.2/tcp/4001)"
+    parts = text.split("/")
+    if len(parts) != 5 or parts[0] or parts[1] != "ip4" or parts[3] != "tcp":
+        raise ValueError(f"{wanted}, got {text!r}")
+    try:
+        address = ipaddress.IPv4Address(parts[2])
+    except ValueError:
+        raise ValueError(f"{wanted}: {parts[2]!r} is not an IPv4 address") from None
+    if address.is_unspecified or address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"{wanted}: {address} is not one machine's address (0.0.0.0 would mean every interface); "
+                         "give the private or VPN address the other members reach")
+    if not (parts[4].isascii() and parts[4].isdigit()) or not 1 <= int(parts[4]) <= 65535:
+        raise ValueError(f"{wanted}: {parts[4]!r} is not a TCP port (1 to 65535)")
+    return f"/ip4/{address}/tcp/{int(parts[4])}"
+
+
 def _peer(text: str) -> SwarmPeer:
     address, sep, peer_id = text.rpartition("/p2p/")
     if not sep or not address.startswith("/ip4/") or not peer_id.isalnum():
         raise ValueError(f"--peer wants /ip4/ADDRESS/tcp/PORT/p2p/PEER_ID, got {text!r}")
-    return SwarmPeer(peer_id, address)
+    return SwarmPeer(peer_id, swarm_address(address, "--peer"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,13 +75,12 @@ def run(args: argparse.Namespace) -> int:
         peers = [_peer(text) for text in args.peer]
         for network in args.allow:
             ipaddress.IPv4Network(network, strict=False)
-        if not args.swarm.startswith("/ip4/") or "/tcp/" not in args.swarm:
-            raise ValueError(f"--swarm wants /ip4/ADDRESS/tcp/PORT, got {args.swarm!r}")
-        node = KuboNode(args.repo, swarm=args.swarm, peers=peers, allowed_networks=args.allow,
+        swarm = swarm_address(args.swarm)
+        node = KuboNode(args.repo, swarm=swarm, peers=peers, allowed_networks=args.allow,
                         api_port=args.api_port)
         peer_id = node.configure()
     except (ValueError, RuntimeError, OSError) as error:
         log.error("%s", error)
         return 2
-    print(f"{args.swarm}/p2p/{peer_id}")
+    print(f"{swarm}/p2p/{peer_id}")
     return 0

@@ -15,7 +15,8 @@ from ..services.chains import CHAINS
 from ..services.geth import DEFAULT_PERIOD
 from ..store import KuboStore
 from ..wallet import ENV_KEYSTORE_PASSWORD
-from ._options import interval, non_negative_int, port, positive_int
+from ._options import non_negative_int, port, positive_int
+from .chain import block_time
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="shared: one store for every agent (the embedded one, or --ipfs); per-agent: start a Kubo "
                         "node per learner, peered with the others only, so weights move between them by bitswap "
                         f"(default {defaults.ipfs_topology})")
-    i.add_argument("--block-time", type=interval, metavar="S",
+    i.add_argument("--block-time", type=block_time, metavar="S",
                    help="the started chain makes a block every S seconds (default: per transaction on anvil "
                         f"and ganache, {DEFAULT_PERIOD} s on geth, which takes whole seconds only)")
     i.add_argument("--agents-per-process", type=positive_int, default=defaults.agents_per_process, metavar="K",

@@ -2,7 +2,8 @@
 
 Formats: NPZ with arrays ``x`` (rows x features) and ``y`` (one label per row), read without pickle;
 or CSV with a header row, one column of labels (``label_column``: by default the column named ``label``,
-else the last one) and numeric features in the others. Labels are class numbers 0, 1, 2, ...
+else the last one) and numeric features in the others; a byte order mark (Excel's "CSV UTF-8") is
+ignored. Labels are class numbers 0, 1, 2, ... below :data:`MAX_CLASSES`.
 
 A consortium's learners must agree on the model's shape: ``n_features`` and ``n_classes`` are part of
 the learner spec (``run --data DIR`` and ``deploy --data FILE`` work them out and record them), and a
@@ -17,6 +18,7 @@ when so named, else the data files in name order (learner ``i`` takes the ``i``-
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +32,9 @@ from .data import LearnerData, Split
 SUFFIXES = (".npz", ".csv")
 #: The share of a learner's rows in its vote part and in its test part (the rest trains), as for the bundled sets.
 VOTE_FRACTION = TEST_FRACTION = 0.2
+#: One more than the largest label a file may hold: a model with more classes than this is not one anybody
+#: means to train, and a typo (a label of 1e12) must be refused before anything is sized by it.
+MAX_CLASSES = 100_000
 _OWN_SPLIT = 4  # the generator stream of the own-data split (apart from data.py's and the models')
 _NAMED = re.compile(r"learner-(\d+)$")
 
@@ -77,7 +82,9 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_csv(path: Path, label_column: str | None) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with path.open(newline="") as handle:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark, which must not become part of
+        # the first column's name (else a "label" column there would not be found).
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataFileError(f"{path}: not a readable CSV file: {error}") from error
@@ -131,10 +138,12 @@ def check_rows(x: np.ndarray, y: np.ndarray, source: str, *, csv_lines: bool = F
     if y.dtype.kind not in "biuf":
         raise DataFileError(f"{source}: labels must be class numbers 0, 1, 2, ..., got dtype {y.dtype}")
     as_float = y.astype(np.float64)
-    wrong = np.flatnonzero(~np.isfinite(as_float) | (as_float != np.round(as_float)) | (as_float < 0))
+    with np.errstate(invalid="ignore"):
+        wrong = np.flatnonzero(~np.isfinite(as_float) | (as_float != np.round(as_float)) | (as_float < 0)
+                               | (as_float >= MAX_CLASSES))
     if len(wrong):
         raise DataFileError(f"{source}: labels must be class numbers 0, 1, 2, ...; {where(wrong[0])} has "
-                            f"{y[wrong[0]].item()!r}")
+                            f"{y[wrong[0]].item()!r} (a label is a whole number from 0 to {MAX_CLASSES - 1})")
     return Split(x.astype(np.float64), as_float.astype(np.int64))
 
 
@@ -212,11 +221,14 @@ def consortium_shape(files: Sequence[Path], *, seed: int, label_column: str | No
         if rows.x.shape[1] != n_features:
             raise DataFileError(f"{path}: {rows.x.shape[1]} features, {loaded[0][0]} has {n_features}: "
                                 "every learner's data must have the same features")
-    present = set().union(*(set(np.unique(rows.y).tolist()) for _, rows in loaded))
+    present: set[int] = set().union(*(set(np.unique(rows.y).tolist()) for _, rows in loaded))
     classes = max(present) + 1 if n_classes is None else n_classes
-    empty = sorted(set(range(classes)) - present)
-    if empty and len(files) > 1:
-        raise DataFileError(f"class {empty[0]} has no rows in any learner's data ({len(files)} files): labels must "
+    if not 1 <= classes <= MAX_CLASSES:
+        raise DataFileError(f"n_classes must be 1 to {MAX_CLASSES}, got {classes}")
+    # The first class without rows, found without building the set of all classes.
+    empty = next((c for c in range(classes) if c not in present), None)
+    if empty is not None and len(files) > 1:
+        raise DataFileError(f"class {empty} has no rows in any learner's data ({len(files)} files): labels must "
                             f"be 0 to {classes - 1} with every class present somewhere")
     unscaled = Shape(n_features, classes)
     for index, (path, rows) in enumerate(loaded):
@@ -278,7 +290,8 @@ def learner_own_data(index: int, seed: int, options: dict[str, object]) -> Learn
     mean, scale = options["feature_mean"], options["feature_scale"]
     shape = Shape(
         n_features=rows.x.shape[1] if options["n_features"] is None else _whole(options["n_features"], "n_features"),
-        n_classes=int(rows.y.max()) + 1 if options["n_classes"] is None else _whole(options["n_classes"], "n_classes"),
+        n_classes=(int(rows.y.max()) + 1 if options["n_classes"] is None
+                   else _whole(options["n_classes"], "n_classes", MAX_CLASSES)),
         feature_mean=tuple(float(v) for v in mean) if isinstance(mean, list) and mean else None,
         feature_scale=tuple(float(v) for v in scale) if isinstance(scale, list) and scale else None,
     )
@@ -286,7 +299,9 @@ def learner_own_data(index: int, seed: int, options: dict[str, object]) -> Learn
                      local_scaling=options["scaling"] == "local")
 
 
-def _whole(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
-        raise DataFileError(f"{name} must be a whole number >= 1, got {value!r}")
+def _whole(value: object, name: str, most: float = math.inf) -> int:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or not 1 <= value <= most):
+        limit = "" if most == math.inf else f" and <= {most}"
+        raise DataFileError(f"{name} must be a whole number >= 1{limit}, got {value!r}")
     return int(value)

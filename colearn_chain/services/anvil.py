@@ -11,17 +11,19 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 from typing_extensions import Self
 from web3 import Web3
 
 from ..chain.connection import http_web3
 from ..exceptions import ColearnChainError
+from ..text import printable
 from . import stop_processes
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL_CHAIN_IDS = frozenset({31337, 1337})
 #: Anvil's first dev account (public, well known: for local chains only).
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+#: How much of a chain's last output a start failure quotes (its error is in the last lines).
+_SAID_LINES, _SAID_BYTES = 5, 8192
 
 
 class ServiceError(ColearnChainError):
@@ -113,6 +117,10 @@ class AnvilNode:
         self.chain_id = chain_id
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
+        # What the chain writes (to log_path, else to an unnamed temporary file): read back when it fails to
+        # start, so the error says why ("Address already in use") instead of a bare exit code.
+        self._output: IO[bytes] | None = None
+        self._output_start = 0
 
     @property
     def url(self) -> str:
@@ -147,7 +155,10 @@ class AnvilNode:
                 break
             self._pick_ports()
             log.info("%s lost its port to another process; trying port %d", self.name, self.port)
-        raise ServiceError(f"{self.name} exited with code {self._exit_code()}: {' '.join(self.command())}")
+        said, code, cmd = self._said(), self._exit_code(), " ".join(self.command())
+        self.stop()  # __exit__ is not called when __enter__ raises
+        raise ServiceError(f"{self.name} exited with code {code}{f': {said}' if said else ' without a word'} "
+                           f"(command: {cmd})")
 
     def _pick_ports(self) -> None:
         """Pick new free ports after losing one (a chain with more than one port picks them all again)."""
@@ -156,13 +167,17 @@ class AnvilNode:
     def _launch(self) -> bool:
         """Start the chain; True once it answers and is still alive, False if it exited (port taken)."""
         cmd = self.command()
+        self._close_output()
         if self.log_path:
+            try:
+                self._output_start = self.log_path.stat().st_size
+            except OSError:
+                self._output_start = 0
             with open(self.log_path, "ab") as out:  # the child keeps its own descriptor
                 self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         else:
-            self._proc = subprocess.Popen(
-                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+            self._output, self._output_start = tempfile.TemporaryFile(prefix=f"colearn-{self.name}-"), 0  # noqa: SIM115
+            self._proc = subprocess.Popen(cmd, stdout=self._output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         w3 = http_web3(self.url, timeout=2)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -176,8 +191,41 @@ class AnvilNode:
                 log.info("%s listening on %s", self.name, self.url)
                 return True
             time.sleep(0.1)
+        said = self._said()
         self.stop()
-        raise ServiceError(f"{self.name} did not answer on {self.url} within 30 s")
+        raise ServiceError(f"{self.name} did not answer on {self.url} within 30 s"
+                           f"{f'; its last output: {said}' if said else ''}")
+
+    def _said(self) -> str:
+        """The last lines the chain wrote since this start, as one escaped line ('' if none or unreadable)."""
+        try:
+            if self._output is not None:
+                handle = self._output
+                end = handle.seek(0, os.SEEK_END)
+                handle.seek(max(self._output_start, end - _SAID_BYTES))
+                data = handle.read()
+            elif self.log_path is not None:
+                with open(self.log_path, "rb") as log_file:
+                    end = log_file.seek(0, os.SEEK_END)
+                    log_file.seek(max(self._output_start, end - _SAID_BYTES))
+                    data = log_file.read()
+            else:
+                return ""
+        except OSError:
+            return ""
+        lines = [line.strip() for line in data.decode("utf-8", errors="replace").splitlines() if line.strip()]
+        # From its last error on ("Error: ...", geth's "Fatal: ..."), without a JavaScript stack trace's frames:
+        # the warnings before it and the frames after it would push the reason out of the quote.
+        errors = [i for i, line in enumerate(lines) if line.lower().startswith(("error", "fatal"))]
+        if errors:
+            lines = [line for line in lines[errors[-1]:] if not line.startswith("at ")]
+        quoted = lines[:_SAID_LINES] if errors else lines[-_SAID_LINES:]
+        return " | ".join(printable(line, limit=200) for line in quoted)
+
+    def _close_output(self) -> None:
+        if self._output is not None:
+            self._output.close()
+            self._output = None
 
     def _exit_code(self) -> int | None:
         return self._proc.returncode if self._proc is not None else None
@@ -186,6 +234,7 @@ class AnvilNode:
         if self._proc:
             stop_processes([self._proc])
         self._proc = None
+        self._close_output()
 
     def __enter__(self) -> Self:
         return self.start()

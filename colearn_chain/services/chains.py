@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Final
 
 from .anvil import AnvilNode, GanacheNode
 from .geth import DEFAULT_PERIOD, GethNode
 
-__all__ = ["CHAINS", "DEFAULT_CHAIN", "chain_node"]
+__all__ = ["CHAINS", "DEFAULT_CHAIN", "block_time_problem", "chain_node"]
 
 #: Chain clients `colearn-chain run --chain` can start: Anvil (the default), Ganache, geth's dev mode.
 CHAINS: Final[tuple[str, ...]] = ("anvil", "ganache", "geth")
 DEFAULT_CHAIN: Final[str] = "anvil"
+
+
+def block_time_problem(seconds: float) -> str | None:
+    """What is wrong with ``seconds`` as a block time, None if nothing: it must be a finite number above 0.
+
+    Why check it here: the chain clients refuse it only once started, each in its own words (or not at all).
+    """
+    if not math.isfinite(seconds) or seconds <= 0:
+        return f"the block time must be a number of seconds above 0, got {seconds}"
+    return None
 
 
 def chain_node(
@@ -24,6 +35,9 @@ def chain_node(
     ``block_time`` None: Anvil and Ganache mine each transaction at once; geth seals a block every
     :data:`~.geth.DEFAULT_PERIOD` seconds, as a real chain would.
     """
+    problem = None if block_time is None else block_time_problem(block_time)
+    if problem is not None:
+        raise ValueError(problem)
     if kind == "anvil":
         return AnvilNode(block_time=block_time, log_path=log_path, port=port)
     if kind == "ganache":

@@ -50,7 +50,6 @@ def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (["run", "--learners", "0"], "--learners", "an integer >= 1"),
         (["run", "--agents-per-process", "0"], "--agents-per-process", "an integer >= 1"),
         (["run", "--proposal-timeout", "0"], "--proposal-timeout", "an integer >= 1"),
-        (["run", "--block-time", "inf"], "--block-time", "a number from 0.05 to 3600"),
         (["run", "--seed", "-3"], "--seed", "an integer >= 0"),
         ([*DEPLOY[:4], "-1", *DEPLOY[5:]], "--proposal-timeout", "an integer >= 1"),
         ([*DEPLOY[:6], "0", *DEPLOY[7:]], "--voting-timeout", "an integer >= 1"),

@@ -14,6 +14,7 @@ from colearn_chain.experiment import ExperimentSettings
 from colearn_chain.learners import complete_spec, make_learner
 from colearn_chain.learners.numpy_models import ClassifierLearner
 from colearn_chain.learners.owndata import (
+    MAX_CLASSES,
     DataFileError,
     folder_files,
     learner_file,
@@ -87,6 +88,44 @@ def test_csv_labels_are_the_label_column_else_the_last(tmp_path: Path) -> None:
     assert named.y.tolist() == [2, 0] and named.x.tolist() == [[0.5, 1.0], [1.5, 2.0]]
     assert last.y.tolist() == [2, 0] and last.x.tolist() == [[0.5, 1.0], [1.5, 2.0]]
     assert chosen.y.tolist() == [1, 0] and chosen.x.tolist() == [[0.5, 2.0], [1.5, 4.0]]
+
+
+def test_a_csv_with_a_byte_order_mark_reads_as_the_same_csv_without_one(tmp_path: Path) -> None:
+    # Prepare: Excel's "CSV UTF-8" starts the file with a BOM, right before the label column's name
+    text = "label,f1,f2\n2,0.5,1\n0,1.5,2\n1,2.5,3\n"
+    plain = _csv(tmp_path / "plain.csv", text)
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    # Execute
+    expected, got = load_data_file(plain), load_data_file(excel)
+    # Assert
+    assert got.y.tolist() == expected.y.tolist() == [2, 0, 1]
+    assert got.x.tolist() == expected.x.tolist() == [[0.5, 1.0], [1.5, 2.0], [2.5, 3.0]]
+
+
+@pytest.mark.parametrize(("label", "shown"), [
+    ("1e12", "1000000000000.0"), ("1e20", "1e+20"), ("100000", "100000.0"), ("-3", "-3.0"), ("inf", "inf"),
+])
+def test_a_label_too_large_to_be_a_class_is_refused_naming_its_line(tmp_path: Path, label: str, shown: str) -> None:
+    # Prepare
+    path = _csv(tmp_path / "huge.csv", f"a,label\n1,0\n2,1\n3,{label}\n")
+    # Execute / Assert
+    with pytest.raises(DataFileError) as error:
+        load_data_file(path)
+    assert str(error.value) == (f"{path}: labels must be class numbers 0, 1, 2, ...; line 4 has {shown} "
+                                f"(a label is a whole number from 0 to {MAX_CLASSES - 1})")
+
+
+def test_the_largest_allowed_label_gives_a_consortium_without_building_every_class(tmp_path: Path) -> None:
+    # Prepare: one file whose labels reach the limit (a single file may leave classes empty)
+    y = np.where(Y == 2, MAX_CLASSES - 1, Y)
+    path = _npz(tmp_path / "wide.npz", x=X, y=y)
+    # Execute
+    options = own_data_options(path, n_learners=1, seed=0)
+    # Assert
+    assert options["n_classes"] == MAX_CLASSES
+    with pytest.raises(DataFileError, match=f"n_classes must be 1 to {MAX_CLASSES}, got {10**12}"):
+        own_data_options(path, n_learners=1, seed=0, n_classes=10**12)
 
 
 def test_missing_and_unknown_files_are_named(tmp_path: Path) -> None:

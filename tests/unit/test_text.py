@@ -108,3 +108,26 @@ def test_redact_in_scrubs_a_url_and_its_parts_from_an_error_message() -> None:
 
     assert "KEY123" not in scrubbed and "T0K" not in scrubbed and "hunter2" not in scrubbed and "alice" not in scrubbed
     assert "host='rpc.example.org'" in scrubbed and "https://***@rpc.example.org/***?***" in scrubbed
+
+
+def test_redact_in_keeps_a_message_readable_when_the_credentials_are_short() -> None:
+    # Prepare: what requests says for --rpc http://u:pw@127.0.0.1:1 (the URL itself is not quoted)
+    url = "http://u:pw@127.0.0.1:1"
+    message = ("HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: / (Caused by "
+               "NewConnectionError('Failed to establish a new connection: [Errno 111] Connection refused')); "
+               f"also tried {url}/ and u:pw@127.0.0.1")
+    # Execute
+    scrubbed = redact_in(message, url)
+    # Assert: every word stays whole; the credentials go wherever they stand as credentials
+    assert scrubbed == ("HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: / (Caused by "
+                        "NewConnectionError('Failed to establish a new connection: [Errno 111] Connection refused')); "
+                        "also tried http://***@127.0.0.1:1/ and ***@127.0.0.1")
+
+
+def test_redact_in_replaces_a_long_password_even_where_it_stands_alone() -> None:
+    # Prepare
+    url = "https://alice:s3cretTokenValue@rpc.example.org"
+    # Execute
+    scrubbed = redact_in("auth failed for password s3cretTokenValue (user alice)", url)
+    # Assert: a secret of meaningful length is never shown; a short user name is left as the message had it
+    assert scrubbed == "auth failed for password *** (user alice)"

@@ -127,3 +127,44 @@ def test_accounts_from_keys_names_a_bad_key_by_position_never_by_value() -> None
     assert [a.address for a in accounts] == [Account.from_key(good).address] * 2
     assert str(error.value) == "key 1 in $COLEARN_PRIVATE_KEYS is not a valid private key"
     assert "secret" not in str(error.value)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{}", "is not a keystore file (a keystore is a JSON object with a 'crypto' object)"),
+    ("[]", "is not a keystore file (a keystore is a JSON object with a 'crypto' object)"),
+    ('{"crypto": "x"}', "is not a keystore file (a keystore is a JSON object with a 'crypto' object)"),
+    ('{"version": 3, "crypto": {"kdf": "scrypt"}}', "is not a keystore file (missing or malformed field: "
+                                                    "KeyError('kdfparams'))"),
+    ('{"crypto": {"kdf": "scrypt"}}', "is not a keystore file (missing or malformed field: KeyError('version'))"),
+    ('{"version": 3, "crypto": {"kdf": "scrypt", "kdfparams": []}}', "is not a keystore file"),
+    ("{not json", "cannot read keystore"),
+    pytest.param("[" * 100_000, "cannot read keystore", id="nested-too-deep"),
+])
+def test_a_file_that_is_not_a_keystore_is_refused_naming_it(tmp_path: Path, content: str, message: str) -> None:
+    # Prepare
+    path = tmp_path / "learner.json"
+    path.write_text(content)
+    # Execute
+    with pytest.raises(WalletError) as error:
+        load_account(path, env={ENV_KEYSTORE_PASSWORD: "secret"})
+    # Assert
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+@pytest.mark.parametrize("key", ["0x" + "ff" * 32, "0x" + "00" * 32, "0x" + "ff" * 16 + "fe" + "ff" * 15])
+def test_a_private_key_outside_the_curve_is_refused_and_never_quoted(key: str) -> None:
+    # Execute / Assert
+    with pytest.raises(WalletError) as error:
+        load_account(env={ENV_PRIVATE_KEY: key})
+    with pytest.raises(WalletError, match=r"key 1 in \$K is not a valid private key"):
+        accounts_from_keys(f"{'0x' + '11' * 32},{key}", "K")
+    assert str(error.value) == f"{ENV_PRIVATE_KEY} is not a valid private key (0x and 64 hex digits, not zero)"
+
+
+def test_a_keystore_of_the_zero_key_is_refused(tmp_path: Path) -> None:
+    # Prepare: a well-formed keystore, but of a key whose address anybody can compute
+    path = tmp_path / "zero.json"
+    path.write_text(json.dumps(Account.encrypt(b"\0" * 32, "secret", kdf="scrypt", iterations=FAST_SCRYPT)))
+    # Execute / Assert
+    with pytest.raises(WalletError, match=f"keystore {path} holds no valid private key"):
+        load_account(path, env={ENV_KEYSTORE_PASSWORD: "secret"})
