@@ -22,7 +22,7 @@ from ..codec import DEFAULT_MAX_BLOB_BYTES
 from ..exceptions import ColearnChainError
 from ..learners import make_learner
 from ..store import from_url
-from ..text import redact_url
+from ..text import redact_in, redact_url
 from ..wallet import ENV_KEYSTORE_PASSWORD, ENV_PRIVATE_KEY
 from ._options import (
     account_from,
@@ -179,7 +179,8 @@ def build_agent(
     except Web3Exception as error:
         # Not transient (ChainClient retried those): the endpoint answers, but not as this chain would.
         raise AgentSetupError(
-            f"cannot read the contract {deployment.address} through {redact_url(rpc_url)}: {error}; "
+            f"cannot read the contract {deployment.address} through {redact_url(rpc_url)}: "
+            f"{redact_in(str(error), rpc_url)}; "
             "check --rpc and --deployment"
         ) from error
     if chain_id != deployment.chain_id:
