@@ -550,6 +550,12 @@ class Agent:
         if self._jobs.submit(key, job):
             self._judging = (action.epoch, action.digest, fetched)
             self._feed(v.FetchStarted(action.epoch, action.digest, self.clock.estimate()))
+            return
+        # Every slot is held (fetches given up on count until they end): the view rejects at the give-up time.
+        reason = f"could not start fetching: {self._jobs.busy()} fetches still running"
+        self._warn("fetch-slots", "epoch %d: %s (proposal %s, cid %s); trying again, and voting reject from chain "
+                   "time %.0f if none starts", action.epoch, reason, action.digest, action.cid, action.give_up_at)
+        self._feed(v.FetchRefused(action.epoch, action.digest, self.clock.estimate(), reason))
 
     def _vote(self, action: v.Vote) -> None:
         assert self.view is not None
@@ -655,7 +661,13 @@ class Agent:
             key = ("fetch", model.digest)
             if self._may_run(key):
                 store, template, cap = self.store, self._template, self._fetch_cap
-                self._jobs.submit(key, lambda _: fetch_weights(store, model.cid, model.digest, template, max_bytes=cap))
+
+                def job(_: threading.Event) -> tuple[Weights, bytes]:
+                    return fetch_weights(store, model.cid, model.digest, template, max_bytes=cap)
+
+                if not self._jobs.submit(key, job):
+                    self._warn("fetch-slots-model", "cannot start fetching %s (cid %s) yet: %d fetches still "
+                               "running; trying again", what(model), model.cid, self._jobs.busy())
             return
         with self._learner_lock:
             self.learner.accept_weights(copy_weights(decoded.weights))
