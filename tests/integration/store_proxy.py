@@ -2,8 +2,9 @@
 
 A Kubo node asked for a CID that no reachable peer has does not say "not found": it keeps looking until
 its request timeout (tens of seconds). The tests' Kubo is offline and answers at once, so this proxy
-plays the slow network: a ``cat`` of a CID in ``stalled`` is held until the CID leaves the set or ``hold``
-seconds pass, then forwarded to Kubo as it is. Every other request is forwarded at once.
+plays the slow network: a ``cat`` or ``files/stat`` (a fetch asks for the size first) of a CID in ``stalled``
+is held until the CID leaves the set or ``hold`` seconds pass, then forwarded to Kubo as it is. Every other
+request is forwarded at once.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class StallingStoreProxy(LoopbackProxy):
 
     def handle(self, path: str, headers: Any, body: bytes) -> Reply:
         parts = urlsplit(path)
-        cid = (parse_qs(parts.query).get("arg") or [""])[0]
-        if parts.path.endswith("/cat") and cid in self.stalled:
+        cid = (parse_qs(parts.query).get("arg") or [""])[0].removeprefix("/ipfs/")
+        if parts.path.endswith(("/cat", "/files/stat")) and cid in self.stalled:
             with self._lock:
                 self.held.append(cid)
             deadline = time.monotonic() + self.hold
