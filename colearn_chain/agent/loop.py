@@ -125,7 +125,8 @@ class AgentSettings:
     model_check_every: int = 20
     #: the deployment's block: where the chain's history (our past proposals) starts
     start_block: int = 0
-    #: at most this many fetches running beside the loop (a hanging one counts until it ends)
+    #: at most this many fetches running beside the loop (one given up on counts until it ends: a Kubo fetch
+    #: ends by the store's timeout; a proposal whose fetch cannot start gets a reject at the give-up time)
     max_fetches: int = 4
 
 
