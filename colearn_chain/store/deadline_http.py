@@ -36,11 +36,11 @@ def post(url: str, params: Mapping[str, str], *, deadline: float, max_bytes: int
     connection.response_class = _response_class(deadline)
     try:
         connection.request("POST", f"{parts.path or '/'}?{urlencode(params)}")
-        response = connection.getresponse()
-        body = response.read(max_bytes + 1)
-        if len(body) <= max_bytes and response.length:  # Content-Length promised more than came
-            raise http.client.IncompleteRead(body, response.length)
-        return response.status, body
+        with connection.getresponse() as response:
+            body = response.read(max_bytes + 1)
+            if len(body) <= max_bytes and response.length:  # Content-Length promised more than came
+                raise http.client.IncompleteRead(body, response.length)
+            return response.status, body
     finally:
         connection.close()
 
