@@ -129,7 +129,8 @@ class AgentSettings:
     model_check_every: int = 20
     #: the deployment's block: where the chain's history (our past proposals) starts
     start_block: int = 0
-    #: at most this many fetches running beside the loop (a hanging one counts until it ends)
+    #: at most this many fetches running beside the loop (one given up on counts until it ends: a Kubo fetch
+    #: ends by the store's timeout; a proposal whose fetch cannot start gets a reject at the give-up time)
     max_fetches: int = 4
 
 
@@ -564,6 +565,12 @@ class Agent:
         if self._jobs.submit(key, job):
             self._judging = (action.epoch, action.digest, fetched)
             self._feed(v.FetchStarted(action.epoch, action.digest, self.clock.estimate()))
+            return
+        # Every slot is held (fetches given up on count until they end): the view rejects at the give-up time.
+        reason = f"could not start fetching: {self._jobs.busy()} fetches still running"
+        self._warn("fetch-slots", "epoch %d: %s (proposal %s, cid %s); trying again, and voting reject from chain "
+                   "time %.0f if none starts", action.epoch, reason, action.digest, action.cid, action.give_up_at)
+        self._feed(v.FetchRefused(action.epoch, action.digest, self.clock.estimate(), reason))
 
     def _vote(self, action: v.Vote) -> None:
         assert self.view is not None
@@ -669,7 +676,13 @@ class Agent:
             key = ("fetch", model.digest)
             if self._may_run(key):
                 store, template, cap = self.store, self._template, self._fetch_cap
-                self._jobs.submit(key, lambda _: fetch_weights(store, model.cid, model.digest, template, max_bytes=cap))
+
+                def job(_: threading.Event) -> tuple[Weights, bytes]:
+                    return fetch_weights(store, model.cid, model.digest, template, max_bytes=cap)
+
+                if not self._jobs.submit(key, job):
+                    self._warn("fetch-slots-model", "cannot start fetching %s (cid %s) yet: %d fetches still "
+                               "running; trying again", what(model), model.cid, self._jobs.busy())
             return
         with self._learner_lock:
             self.learner.accept_weights(copy_weights(decoded.weights))

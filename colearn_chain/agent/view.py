@@ -40,6 +40,7 @@ __all__ = [
     "CloseTried",
     "Evaluate",
     "FetchFailed",
+    "FetchRefused",
     "FetchStarted",
     "Fetched",
     "Judged",
@@ -154,8 +155,11 @@ class View:
     judgement: Judgement | None = None
     #: why the last fetch of the proposal failed (it is asked for again until the give-up time)
     fetch_error: str | None = None
-    #: the chain time our first fetch of the proposal started (a reject in its place waits for one to start)
-    fetch_started_at: float | None = None
+    #: the chain time we first tried to fetch the proposal: a fetch started, or could not start (every slot
+    #: busy); the give-up rule counts its patience from there (a reject waits for a first try)
+    fetch_tried_at: float | None = None
+    #: why our last try could not start a fetch (cleared when one starts): a reject is due at the give-up time
+    fetch_refused: str | None = None
     #: the proposal is fetched and being tested: local work, waited for whatever the time
     fetched: bool = False
     #: the chain time of our last close attempt in this epoch
@@ -247,6 +251,17 @@ class FetchStarted:
     epoch: int
     digest: HexDigest
     at: float
+
+
+@dataclass(frozen=True)
+class FetchRefused:
+    """No fetch of the proposal ``digest`` of ``epoch`` could start at chain time ``at`` (``reason``: every
+    slot is held by fetches still running); the loop tries again at its next step."""
+
+    epoch: int
+    digest: HexDigest
+    at: float
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -417,10 +432,11 @@ def reduce(view: View, event: object) -> View:
         if event.epoch == view.epoch and view.proposal is not None and view.proposal.digest == event.digest:
             return dataclasses.replace(view, fetch_error=event.reason)
         return view
-    if isinstance(event, FetchStarted):
-        if (event.epoch == view.epoch and view.proposal is not None and view.proposal.digest == event.digest
-                and view.fetch_started_at is None):
-            return dataclasses.replace(view, fetch_started_at=event.at)
+    if isinstance(event, (FetchStarted, FetchRefused)):
+        if event.epoch == view.epoch and view.proposal is not None and view.proposal.digest == event.digest:
+            tried_at = view.fetch_tried_at if view.fetch_tried_at is not None else event.at  # the first try counts
+            refused = event.reason if isinstance(event, FetchRefused) else None
+            return dataclasses.replace(view, fetch_tried_at=tried_at, fetch_refused=refused)
         return view
     if isinstance(event, Fetched):
         if event.epoch == view.epoch and view.proposal is not None and view.proposal.digest == event.digest:
@@ -486,7 +502,8 @@ def _removed(view: View, event: object) -> View:
             judgement=None,
             fetch_error=None,
             fetched=False,
-            fetch_started_at=None,
+            fetch_tried_at=None,
+            fetch_refused=None,
             my_proposals=view.my_proposals - (1 if mine else 0),
         )
     if isinstance(event, (ProposalAccepted, ProposalRejected, EpochSkipped)):
@@ -578,12 +595,14 @@ def _vote_or_evaluate(view: View, proposal: Proposal, now: float) -> Action:
         return Vote(view.epoch, proposal.cid, view.judgement)
     window = give_up_window(view.rules.voting_timeout)
     give_up_at = proposal.voting_deadline - window
-    started = view.fetch_started_at
-    # A first fetch that started late (the agent was down, or slow to start) still gets half the window.
-    patience_over = started is not None and (view.fetch_error is not None or now >= started + window / 2)
+    tried = view.fetch_tried_at
+    # A first try that came late (the agent was down, or slow to start) still gets half the window; a try
+    # that failed, or could not even start a fetch, ends the patience.
+    failed = view.fetch_error is not None or view.fetch_refused is not None
+    patience_over = tried is not None and (failed or now >= tried + window / 2)
     if now < give_up_at or view.fetched or not patience_over:
         return Evaluate(view.epoch, proposal.digest, proposal.cid, give_up_at)
-    why = view.fetch_error or "the fetch had not finished"
+    why = view.fetch_refused or view.fetch_error or "the fetch had not finished"
     reason = f"not judged {window:.0f} s before the voting deadline {proposal.voting_deadline}: {why}"
     judgement = Judgement(proposal.digest, False, INVALID_PROPOSAL_SCORE, reason)
     return Vote(view.epoch, proposal.cid, judgement, timed_out=True)

@@ -2,9 +2,9 @@
 
 A Kubo node asked for a CID that no reachable peer has does not say "not found": it keeps looking until
 its request timeout (tens of seconds). The tests' Kubo is offline and answers at once, so this proxy
-plays the slow network: a ``cat`` or ``files/stat`` (the store asks a file's size first) of a CID in
-``stalled`` is held until the CID leaves the set or ``hold`` seconds pass, then forwarded to Kubo as it is.
-Every other request is forwarded at once.
+plays the slow network: a ``cat`` or ``files/stat`` (a fetch asks for the size first) of a CID in ``stalled``
+is held until the CID leaves the set or ``hold`` seconds pass, then forwarded to Kubo as it is. Every other
+request is forwarded at once.
 """
 
 from __future__ import annotations

@@ -781,3 +781,34 @@ def test_an_agent_waiting_for_its_node_to_reach_the_deployment_can_be_stopped(
     assert returned == [0]
     waits = [r.getMessage() for r in caplog.records if "waiting for the node" in r.getMessage()]
     assert len(waits) == 1 and f"deployment's block {chain.deployment.block}" in waits[0]
+
+
+def test_a_proposal_whose_fetch_cannot_start_gets_a_reject_before_the_deadline(
+    anvil: AnvilNode, tmp_path: Path
+) -> None:
+    # Prepare: learner 0 proposes; agent 2 has one fetch slot, held by a job it gave up on that will not end
+    # soon (as a fetch from a store that trickles its answer). Voting lasts 10 s: the give-up time is 5 s before.
+    chain = _deploy_in_process(anvil.url, tmp_path, voting_timeout=10)
+    agent = chain.agent(2, tmp_path, max_fetches=1)
+    agent.start()
+    _step_until(agent, lambda: agent._jobs.busy() == 0, "the agent's pin of the initial model")
+    release = threading.Event()
+    held = ("pin", "a fetch given up on")
+    assert agent._jobs.submit(held, lambda cancelled: release.wait(60))
+    agent._jobs.abandon(lambda key: key != held)
+    chain.propose(0, 0)
+    voting_deadline = chain.clients[0].epoch_state().deadline
+
+    # Execute
+    try:
+        _step_until(agent, lambda: bool(_votes_of(chain, 2, 0)), "the agent's vote")
+    finally:
+        release.set()
+
+    # Assert: a reject, cast in the give-up window before the deadline, saying why nothing was tested
+    (refused,) = _votes_of(chain, 2, 0)
+    assert not refused.approve and refused.score == INVALID_PROPOSAL_SCORE
+    mined_at = int(chain.clients[0].w3.eth.get_block(refused.meta.block_number)["timestamp"])
+    assert voting_deadline - 5 <= mined_at < voting_deadline, (mined_at, voting_deadline)
+    reason = StateDir(tmp_path / "agent2").evaluations()[0]["reason"]
+    assert "could not start fetching: 1 fetches still running" in reason, reason

@@ -338,3 +338,68 @@ def test_a_connection_cut_mid_answer_is_unavailable_not_a_crash() -> None:
         cut.close()
     # Assert: the store's own transient error (an agent retries, then votes reject), naming the cause
     assert "connection failed" in str(raised.value)
+
+
+class _Trickle:
+    """A loopback 'Kubo API' that sends one of its answers a byte every 0.1 s: never silent long enough for a
+    socket timeout, so only a deadline for the whole fetch ends it. ``slow``: "files/stat" (its headers
+    trickle) or "cat" (its body trickles, after honest headers and an honest stat)."""
+
+    def __init__(self, slow: str, size: int = 1000) -> None:
+        self.slow, self.size = slow, size
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(65536)
+            if b"/files/stat" in request:
+                body = json.dumps({"Type": "file", "Size": self.size}).encode()
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            else:
+                body = b"x" * self.size
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "
+            answer = head + str(len(body)).encode() + b"\r\n\r\n" + body
+            # The slow answer: the stat's from its first byte, the cat's after its headers.
+            sent = len(answer)
+            if b"/api/v0/" + self.slow.encode() + b"?" in request:
+                sent = 0 if self.slow == "files/stat" else len(answer) - len(body)
+            try:
+                conn.sendall(answer[:sent])
+                for index in range(sent, len(answer)):
+                    time.sleep(0.1)
+                    conn.sendall(answer[index:index + 1])
+            except OSError:
+                return  # the client gave up
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.parametrize("slow", ["files/stat", "cat"])
+def test_a_fetch_that_trickles_ends_by_the_stores_timeout(slow: str) -> None:
+    # Prepare: an answer that would take 100 s at a byte every 0.1 s; the store's timeout is 1 s
+    trickle = _Trickle(slow)
+    store = KuboStore(trickle.url, timeout=1.0)
+    # Execute
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreUnavailable) as raised:
+            store.get(ABSENT_CID, max_bytes=10_000)
+    finally:
+        trickle.close()
+    elapsed = time.monotonic() - started
+    # Assert: transient, naming the timeout, and over within about the timeout (not per read)
+    assert "within the store's timeout of 1 s" in str(raised.value) and slow in str(raised.value)
+    assert elapsed < 3.0, elapsed

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import ipfshttpclient.exceptions as ipfs_errors
 import pytest
 import requests
 from web3.exceptions import (
@@ -20,7 +19,7 @@ from colearn_chain.chain import events as events_module
 from colearn_chain.chain.client import _is_transient
 from colearn_chain.chain.events import LogCursor, address_topic, event_topic
 from colearn_chain.exceptions import CidNotFound, StoreUnavailable
-from colearn_chain.store.kubo import _map_error
+from colearn_chain.store.kubo import _from_message
 
 
 def _rpc_error(code: int, message: str, data: Any = None) -> Web3RPCError:
@@ -67,11 +66,12 @@ def test_refusals_and_reverts_are_not_transient(error: BaseException) -> None:
 
 def test_kubo_deadline_exceeded_means_the_store_is_slow_not_the_cid_missing() -> None:
     # Prepare
-    timeout = ipfs_errors.ErrorResponse("failed to get block: context deadline exceeded", None)
-    missing = ipfs_errors.ErrorResponse("block was not found locally (offline): ipld: could not find Qm", None)
+    timeout = "failed to get block: context deadline exceeded"
+    missing = "block was not found locally (offline): ipld: could not find Qm"
 
     # Execute
-    slow, gone = _map_error(timeout, what="cat", cid="QmX"), _map_error(missing, what="cat", cid="QmX")
+    slow = _from_message(timeout, subject="cat QmX", cid="QmX")
+    gone = _from_message(missing, subject="cat QmX", cid="QmX")
 
     # Assert
     assert isinstance(slow, StoreUnavailable)

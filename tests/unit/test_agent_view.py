@@ -382,3 +382,50 @@ def test_a_first_fetch_that_starts_late_still_gets_half_the_window() -> None:
     # a failed attempt ends the patience at once
     failed = v.reduce(view, v.FetchFailed(0, _digest(0), "StoreUnavailable: down"))
     assert kinds(v.actions_due(failed, late)) == ["Vote"]
+
+
+SLOTS_FULL = "could not start fetching: 4 fetches still running"
+
+
+def test_a_proposal_whose_fetch_cannot_start_gets_a_reject_at_the_give_up_time_before_the_deadline() -> None:
+    # Prepare: every fetch slot is busy from the moment the proposal is seen
+    view = feed(view_of(2), proposed(0), v.FetchRefused(0, _digest(0), at=150.0, reason=SLOTS_FULL))
+    give_up_at = 200 - WINDOW
+    # Execute / Assert: tried again until the give-up time, then a reject naming the cause, before the deadline
+    assert kinds(v.actions_due(view, give_up_at - 0.5)) == ["Evaluate"]
+    (action,) = v.actions_due(view, give_up_at)
+    assert give_up_at < 200
+    assert isinstance(action, v.Vote) and action.timed_out and not action.judgement.approve
+    assert action.judgement.score == INVALID_PROPOSAL_SCORE and SLOTS_FULL in str(action.judgement.reason)
+
+
+def test_a_fetch_refused_after_the_give_up_time_is_a_reject_at_once() -> None:
+    # Prepare: the agent tries first after the give-up time (it was down), and no slot is free
+    late = 200 - WINDOW + 1
+    view = feed(view_of(2), proposed(0))
+    assert kinds(v.actions_due(view, late)) == ["Evaluate"]
+    # Execute
+    refused = v.reduce(view, v.FetchRefused(0, _digest(0), at=late, reason=SLOTS_FULL))
+    # Assert: no patience for a fetch that never started, and the reject is due before the deadline
+    (action,) = v.actions_due(refused, late)
+    assert isinstance(action, v.Vote) and action.timed_out and SLOTS_FULL in str(action.judgement.reason)
+
+
+def test_a_fetch_that_starts_after_a_refusal_is_waited_for_from_the_first_try() -> None:
+    # Prepare: refused first, then a slot freed and the fetch started
+    view = feed(view_of(2), proposed(0), v.FetchRefused(0, _digest(0), at=150.0, reason=SLOTS_FULL),
+                v.FetchStarted(0, _digest(0), at=151.0))
+    # Assert: the refusal is over; patience counts from the first try, so the give-up time still holds
+    assert view.fetch_refused is None and view.fetch_tried_at == 150.0
+    assert kinds(v.actions_due(view, 200 - WINDOW - 0.5)) == ["Evaluate"]
+    (action,) = v.actions_due(view, 200 - WINDOW)
+    assert isinstance(action, v.Vote) and "the fetch had not finished" in str(action.judgement.reason)
+    # refused again (a retry after a failure found no slot): the refusal is the reason again
+    again = v.reduce(view, v.FetchRefused(0, _digest(0), at=190.0, reason=SLOTS_FULL))
+    assert again.fetch_tried_at == 150.0 and SLOTS_FULL in str(v.actions_due(again, 200 - WINDOW)[0])
+
+
+def test_a_refusal_for_another_proposal_or_epoch_is_ignored() -> None:
+    view = feed(view_of(2), proposed(0))
+    assert v.reduce(view, v.FetchRefused(0, _digest(5), at=150.0, reason=SLOTS_FULL)) == view
+    assert v.reduce(view, v.FetchRefused(1, _digest(0), at=150.0, reason=SLOTS_FULL)) == view
