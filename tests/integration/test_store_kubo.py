@@ -295,58 +295,16 @@ def test_a_fetch_that_breaks_off_midway_is_unavailable_never_a_short_blob(kubo_n
     assert "of its 600000 bytes" in str(raised.value)
 
 
-class _CutMidAnswer:
-    """A loopback 'Kubo API' that answers `files/stat` honestly and then hangs up in the middle of `cat`."""
+class _FakeKubo:
+    """A loopback 'Kubo API' that answers `files/stat` and `cat` of a ``size``-byte file, misbehaving one way:
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+    ``cut``: promises the whole `cat` body, sends ten bytes and hangs up (a node restarted, a proxy dropped);
+    ``trickle-files/stat``, ``trickle-cat``: sends that answer a byte every 0.1 s (the stat's from its first
+    byte, the cat's after honest headers), never silent long enough for a socket timeout.
+    """
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            with conn:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    request += conn.recv(65536)
-                if b"/files/stat" in request:
-                    body = json.dumps({"Type": "file", "Size": self.size}).encode()
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
-                else:  # promise every byte, send ten, hang up
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "
-                                 + str(self.size).encode() + b"\r\n\r\n" + b"x" * 10)
-
-    def close(self) -> None:
-        self.server.close()
-
-
-def test_a_connection_cut_mid_answer_is_unavailable_not_a_crash() -> None:
-    # Prepare
-    cut = _CutMidAnswer(size=1000)
-    store = KuboStore(cut.url, timeout=5.0)
-    # Execute
-    try:
-        with pytest.raises(StoreUnavailable) as raised:
-            store.get(ABSENT_CID, max_bytes=10_000)
-    finally:
-        cut.close()
-    # Assert: the store's own transient error (an agent retries, then votes reject), naming the cause
-    assert "connection failed" in str(raised.value)
-
-
-class _Trickle:
-    """A loopback 'Kubo API' that sends one of its answers a byte every 0.1 s: never silent long enough for a
-    socket timeout, so only a deadline for the whole fetch ends it. ``slow``: "files/stat" (its headers
-    trickle) or "cat" (its body trickles, after honest headers and an honest stat)."""
-
-    def __init__(self, slow: str, size: int = 1000) -> None:
-        self.slow, self.size = slow, size
+    def __init__(self, misbehave: str, size: int = 1000) -> None:
+        self.misbehave, self.size = misbehave, size
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
         threading.Thread(target=self._serve, daemon=True).start()
@@ -364,18 +322,21 @@ class _Trickle:
             request = b""
             while b"\r\n\r\n" not in request:
                 request += conn.recv(65536)
-            if b"/files/stat" in request:
-                body = json.dumps({"Type": "file", "Size": self.size}).encode()
-                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            command = "files/stat" if b"/api/v0/files/stat?" in request else "cat"
+            if command == "files/stat":
+                body, kind = json.dumps({"Type": "file", "Size": self.size}).encode(), b"application/json"
             else:
-                body = b"x" * self.size
-                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "
-            answer = head + str(len(body)).encode() + b"\r\n\r\n" + body
-            # The slow answer: the stat's from its first byte, the cat's after its headers.
-            sent = len(answer)
-            if b"/api/v0/" + self.slow.encode() + b"?" in request:
-                sent = 0 if self.slow == "files/stat" else len(answer) - len(body)
+                body, kind = b"x" * self.size, b"application/octet-stream"
+            answer = (b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\nContent-Length: "
+                      + str(len(body)).encode() + b"\r\n\r\n" + body)
+            headers = len(answer) - len(body)
             try:
+                if self.misbehave == "cut" and command == "cat":
+                    conn.sendall(answer[:headers + 10])
+                    return
+                sent = len(answer)
+                if self.misbehave == f"trickle-{command}":
+                    sent = 0 if command == "files/stat" else headers
                 conn.sendall(answer[:sent])
                 for index in range(sent, len(answer)):
                     time.sleep(0.1)
@@ -387,10 +348,24 @@ class _Trickle:
         self.server.close()
 
 
+def test_a_connection_cut_mid_answer_is_unavailable_not_a_crash() -> None:
+    # Prepare
+    cut = _FakeKubo("cut")
+    store = KuboStore(cut.url, timeout=5.0)
+    # Execute
+    try:
+        with pytest.raises(StoreUnavailable) as raised:
+            store.get(ABSENT_CID, max_bytes=10_000)
+    finally:
+        cut.close()
+    # Assert: the store's own transient error (an agent retries, then votes reject), naming the cause
+    assert "connection failed" in str(raised.value)
+
+
 @pytest.mark.parametrize("slow", ["files/stat", "cat"])
 def test_a_fetch_that_trickles_ends_by_the_stores_timeout(slow: str) -> None:
     # Prepare: an answer that would take 100 s at a byte every 0.1 s; the store's timeout is 1 s
-    trickle = _Trickle(slow)
+    trickle = _FakeKubo(f"trickle-{slow}")
     store = KuboStore(trickle.url, timeout=1.0)
     # Execute
     started = time.monotonic()
