@@ -9,6 +9,7 @@ Likewise an RPC URL often carries a provider's API key: :func:`redact_url` is th
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
@@ -89,21 +90,25 @@ def redact_in(text: str, url: str) -> str:
 
     Why: HTTP libraries quote the URL, or its path and query alone ("Max retries exceeded with url:
     /v3/<key>"), in their messages, so redacting the URL where we print it is not enough. Credentials
-    are replaced where they stand as a URL's ``user:password@``, and elsewhere only when long enough
-    to be a real secret: a short user name ("u") replaced everywhere would garble every word holding
-    that letter and hide the very error the message reports.
+    are replaced where they stand as a URL's ``user:password@`` and wherever else they appear; one
+    shorter than ``MIN_LOOSE_SECRET`` only where it stands as a whole word (a short user name "u"
+    replaced inside words would garble every word holding that letter and hide the very error the
+    message reports), so a short password quoted alone is still hidden.
     """
     try:
         parts = urlsplit(url)
     except ValueError:
         return text.replace(url, "<unparseable URL>") if url else text
     replacements = {url: redact_url(url)} if url else {}
+    words: list[str] = []  # short credentials: replaced where they stand alone
     if "@" in parts.netloc:
         userinfo = parts.netloc.rpartition("@")[0]
         replacements[f"{userinfo}@"] = f"{REDACTED}@"
         for credential in (parts.username, parts.password):
             if credential and len(credential) >= MIN_LOOSE_SECRET:
                 replacements[credential] = REDACTED
+            elif credential:
+                words.append(credential)
     if parts.path not in ("", "/") or parts.query:
         tail = parts.path + (f"?{parts.query}" if parts.query else "")
         for secret in (tail, parts.path if parts.path not in ("", "/") else "", parts.query):
@@ -111,4 +116,6 @@ def redact_in(text: str, url: str) -> str:
                 replacements[secret] = REDACTED
     for secret in sorted(replacements, key=len, reverse=True):
         text = text.replace(secret, replacements[secret])
+    for word in words:
+        text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(word)}(?![0-9A-Za-z])", REDACTED, text)
     return text

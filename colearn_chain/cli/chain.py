@@ -17,7 +17,7 @@ from types import FrameType
 from ..services.anvil import ServiceError
 from ..services.chains import CHAINS, block_time_problem, chain_node
 from ..services.geth import DEFAULT_PERIOD, GethNode
-from ._options import fixed_port
+from ._options import port
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--chain", choices=CHAINS, default="geth", help="the chain client (default geth)")
-    parser.add_argument("--port", type=fixed_port, default=BROWNIE_PORT, metavar="N",
-                        help=f"the RPC port on 127.0.0.1 (default {BROWNIE_PORT})")
+    parser.add_argument("--port", type=port, default=BROWNIE_PORT, metavar="N",
+                        help=f"the RPC port on 127.0.0.1 (default {BROWNIE_PORT}; 0: a free one, printed)")
     parser.add_argument("--block-time", type=block_time, default=None, metavar="S",
                         help=f"a block every S seconds (default: per transaction on anvil and ganache, "
                              f"{DEFAULT_PERIOD} s on geth, which takes whole seconds only)")

@@ -129,5 +129,14 @@ def test_redact_in_replaces_a_long_password_even_where_it_stands_alone() -> None
     url = "https://alice:s3cretTokenValue@rpc.example.org"
     # Execute
     scrubbed = redact_in("auth failed for password s3cretTokenValue (user alice)", url)
-    # Assert: a secret of meaningful length is never shown; a short user name is left as the message had it
-    assert scrubbed == "auth failed for password *** (user alice)"
+    # Assert: a secret of meaningful length is never shown, nor a short user name standing as a word
+    assert scrubbed == "auth failed for password *** (user ***)"
+
+
+def test_redact_in_replaces_short_credentials_where_they_stand_as_words_and_nowhere_else() -> None:
+    # Prepare: a proxy error quoting the credentials alone; and a short user name that also occurs inside words
+    quoted = redact_in("ProxyError: 'alice', 's3cr3t!'", "https://alice:s3cr3t!@rpc.example")
+    inside = redact_in("user u refused: unauthorized (pw pw2)", "http://u:pw@127.0.0.1:1")
+    # Assert
+    assert quoted == "ProxyError: '***', '***'"
+    assert inside == "user *** refused: unauthorized (*** pw2)"
