@@ -37,6 +37,13 @@ DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 _SAID_LINES, _SAID_BYTES = 5, 8192
 
 
+def _tail(handle: IO[bytes], start: int) -> bytes:
+    """The last ``_SAID_BYTES`` of ``handle``, none from before offset ``start`` (an earlier start's output)."""
+    end = handle.seek(0, os.SEEK_END)
+    handle.seek(max(start, end - _SAID_BYTES))
+    return handle.read()
+
+
 class ServiceError(ColearnChainError):
     """Raised when a local service (chain or IPFS node) cannot be found or started."""
 
@@ -200,15 +207,10 @@ class AnvilNode:
         """The last lines the chain wrote since this start, as one escaped line ('' if none or unreadable)."""
         try:
             if self._output is not None:
-                handle = self._output
-                end = handle.seek(0, os.SEEK_END)
-                handle.seek(max(self._output_start, end - _SAID_BYTES))
-                data = handle.read()
+                data = _tail(self._output, self._output_start)
             elif self.log_path is not None:
                 with open(self.log_path, "rb") as log_file:
-                    end = log_file.seek(0, os.SEEK_END)
-                    log_file.seek(max(self._output_start, end - _SAID_BYTES))
-                    data = log_file.read()
+                    data = _tail(log_file, self._output_start)
             else:
                 return ""
         except OSError:
