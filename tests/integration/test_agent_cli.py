@@ -10,18 +10,12 @@ from pathlib import Path
 from eth_account import Account
 
 from colearn_chain.chain.connection import ENV_RPC_URL
-from colearn_chain.chain.deployment import Deployment
 from colearn_chain.services.anvil import DEV_KEY, AnvilNode
 
 
-def test_agent_pointed_at_an_address_without_the_contract_exits_2(tmp_path: Path) -> None:
+def test_agent_pointed_at_an_address_without_the_contract_exits_2(tmp_path: Path, record_of_nothing: Path) -> None:
     # Prepare: a deployment record naming an address where nothing is deployed
-    record = Deployment(
-        chain_id=31337, address="0x" + "12" * 20, block=0, tx_hash="0x" + "00" * 32, learners=[],
-        vote_threshold_bps=5000, proposal_timeout=10, voting_timeout=10, proposer_votes=True,
-        initial_digest="0x" + "11" * 32, initial_cid="QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH",
-        extra={"learner_config": {"kind": "toy"}},
-    ).save(tmp_path / "deployment.json")
+    record = record_of_nothing
     env = {**os.environ, "COLEARN_PRIVATE_KEY": "0x" + "11" * 32}
     with AnvilNode() as node:
         # Execute

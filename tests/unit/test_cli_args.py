@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from colearn_chain.chain.connection import ENV_RPC_URL
-from colearn_chain.chain.deployment import Deployment
 from colearn_chain.cli import build_parser, main
 from colearn_chain.cli._options import rpc_from
 from colearn_chain.cli.agents import _accounts
@@ -187,15 +186,10 @@ def test_deploy_refuses_an_unusable_store_with_a_message(
 
 
 def test_agent_refuses_an_unusable_store_before_reading_the_chain(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, record_of_nothing: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Prepare: a well-formed record; the RPC is a closed port, so reaching it would be another error
-    record = Deployment(
-        chain_id=31337, address="0x" + "12" * 20, block=0, tx_hash="0x" + "00" * 32, learners=[],
-        vote_threshold_bps=5000, proposal_timeout=10, voting_timeout=10, proposer_votes=True,
-        initial_digest="0x" + "11" * 32, initial_cid="QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH",
-        extra={"learner_config": {"kind": "toy"}},
-    ).save(tmp_path / "deployment.json")
+    record = record_of_nothing
     monkeypatch.setenv("COLEARN_PRIVATE_KEY", KEY)
     base = ["agent", "--rpc", "http://127.0.0.1:9", "--deployment", str(record), "--state-dir", str(tmp_path / "st")]
 
