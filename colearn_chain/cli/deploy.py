@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         log.error("--learners: %s", error)
         return 2
-    extra: dict[str, object] = {"store": args.store}
+    extra: dict[str, object] = {}
     try:
         rpc_url = rpc_from(args)
         check_writable_file(args.out, "--out")
@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             blob = encode_weights(make_learner(config, 0).current_weights())
             extra["learner_config"] = {**config, "data": None} if args.data is not None else config
         store = from_url(args.store)
+        extra["store"] = store.describe()  # where the initial model was put; informative only, never read back
         cid = store.put(blob)
     except (OSError, ValueError) as error:
         log.error("%s", error)

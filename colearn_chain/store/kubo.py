@@ -29,6 +29,7 @@ from ipfshttpclient.http_common import multiaddr_to_url_data
 from colearn_chain.exceptions import BlobTooLarge, CidNotFound, StoreUnavailable, WeightStoreError
 from colearn_chain.store import deadline_http
 from colearn_chain.store.unixfs import CHUNK_SIZE
+from colearn_chain.text import redact_url
 from colearn_chain.typing import Cid
 
 __all__ = ["DEFAULT_TIMEOUT", "KuboStore", "to_multiaddr"]
@@ -72,6 +73,11 @@ def to_multiaddr(api: str) -> str:
     if api.startswith("/"):
         return api
     parts = urlsplit(api)
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        # Kubo's API takes no credentials in its address (its multiaddr has no place for them): they
+        # would be dropped silently here, and written into logs and deployment records on the way.
+        raise ValueError(f"Kubo API address must be plain http(s)://host:port, without user, password, query or "
+                         f"fragment, got {redact_url(api)}")
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
         raise ValueError(f"Kubo API address must be a multiaddr or http(s)://host:port, got {api!r}")
     if parts.path not in ("", "/"):

@@ -112,3 +112,4 @@ def test_deploy_reads_the_endpoint_from_the_environment_and_writes_the_record(tm
     assert result.returncode == 0, result.stderr
     record = json.loads(out.read_text())
     assert record["address"] == result.stdout.strip() and len(code) > 0
+    assert record["extra"]["store"] == f"local:{tmp_path / 's'}"  # as the deployer's log names it

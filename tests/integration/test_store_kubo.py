@@ -227,6 +227,18 @@ def test_from_url_rejects_unknown_or_incomplete_urls(url: str) -> None:
         from_url(url)
 
 
+@pytest.mark.parametrize("url", [
+    "http://admin:hunter2secret@127.0.0.1:5001", "kubo:http://admin@127.0.0.1:5001",
+    "http://127.0.0.1:5001?token=hunter2secret", "http://127.0.0.1:5001#hunter2secret",
+])
+def test_a_kubo_address_with_credentials_is_refused_without_quoting_them(url: str) -> None:
+    # Why: the multiaddr Kubo's client takes has no place for them, so they were dropped silently (and the
+    # address, as given, was written into the deployment record every member receives).
+    with pytest.raises(ValueError, match="without user, password, query or fragment") as refused:
+        from_url(url)
+    assert "hunter2secret" not in str(refused.value) and "admin" not in str(refused.value)
+
+
 def test_kubo_node_keeps_a_given_repo_and_its_pins_across_restarts(tmp_path: Path) -> None:
     # Prepare
     repo = tmp_path / "kubo-repo"
