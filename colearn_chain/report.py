@@ -22,6 +22,11 @@ plt = require("matplotlib.pyplot", "colearn-chain run's report (plot.png)")
 Rectangle = require("matplotlib.patches", "colearn-chain run's report (plot.png)").Rectangle
 
 OUTCOME_MARK = {"accepted": "A", "rejected": "R", "skipped": "S", "open": "?"}
+#: The figure grows with the run up to here (inches at 110 dpi: about 2,600 x 1,700 px), so a run of
+#: thousands of epochs or a hundred members still makes a readable file of bounded size.
+MAX_WIDTH, MAX_HEIGHT = 24.0, 15.0
+#: Beyond this many epochs the per-epoch outcome letters and proposer outlines would overlap: left out.
+MAX_MARKED_EPOCHS = 60
 
 
 def write_json(results: dict[str, Any], out_dir: Path) -> Path:
@@ -51,9 +56,11 @@ def plot(results: dict[str, Any], out_dir: Path) -> Path:
     test = _score_matrix(results, "test_score")
     vote = _score_matrix(results, "vote_score")
 
+    width = min(MAX_WIDTH, max(8.0, len(epochs) * 0.45))
+    height = min(MAX_HEIGHT, 7.5 + max(0, n - 12) * 0.08)
     fig, (ax_scores, ax_votes) = plt.subplots(
-        2, 1, figsize=(max(8, len(epochs) * 0.45), 7.5), sharex=True,
-        gridspec_kw={"height_ratios": [3, max(1.2, n * 0.35)]},
+        2, 1, figsize=(width, height), sharex=True,
+        gridspec_kw={"height_ratios": [3, min(4.0, max(1.2, n * 0.35))]},
     )
     for i in range(n):
         ax_scores.plot(x, test[:, i], color="tab:blue", alpha=0.25, linewidth=1)
@@ -86,13 +93,16 @@ def plot(results: dict[str, Any], out_dir: Path) -> Path:
     cmap = matplotlib.colors.ListedColormap(["#d9534f", "#cccccc", "#5cb85c"])
     ax_votes.imshow(grid, aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest",
                     extent=(-0.5, len(epochs) - 0.5, n - 0.5, -0.5))
-    for col, epoch in enumerate(epochs):
+    marked = len(epochs) <= MAX_MARKED_EPOCHS
+    for col, epoch in enumerate(epochs if marked else ()):
         ax_votes.add_patch(Rectangle((col - 0.5, epoch["proposer"] - 0.5), 1, 1, fill=False,
-                                         edgecolor="black", linewidth=2))
+                                     edgecolor="black", linewidth=2))
         ax_votes.text(col, -0.9, OUTCOME_MARK.get(epoch["outcome"], "?"), ha="center", va="bottom", fontsize=8)
-    ax_votes.set_yticks(range(n))
-    ax_votes.set_yticklabels([f"learner {i}" for i in range(n)], fontsize=8)
-    ax_votes.set_xlabel("epoch (A accepted, R rejected, S skipped; outlined: proposer)")
+    rows = range(0, n, max(1, -(-n // 25)))  # at most 25 labels: a hundred would overlap
+    ax_votes.set_yticks(list(rows))
+    ax_votes.set_yticklabels([f"learner {i}" for i in rows], fontsize=8)
+    ax_votes.set_xlabel("epoch (A accepted, R rejected, S skipped; outlined: proposer)" if marked
+                        else "epoch (outcomes and proposers: summary.md and results.json)")
     ax_votes.set_ylim(n - 0.5, -1.4)
     ax_votes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     fig.tight_layout()
