@@ -17,11 +17,14 @@ so the page updates without reloads. API (all GET, JSON):
 
 Every query parameter is checked before use (:func:`_parse_query`): only the names a path takes, each
 once, plain decimal digits within bounds; anything else (``wait=nan``, ``limit=10**9``, ``offset=-1``, an
-unknown name) is a 400 with a JSON message, never a clamp or a float that could spin a thread.
+unknown name) is a 400 with a JSON message, never a clamp or a float that could spin a thread. At most
+``MAX_CONNECTIONS`` connections are served at once (one more gets a 503 at once), and a connection idle for
+``IDLE_TIMEOUT`` seconds is closed, so no page in the browser can make the server start threads without end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -52,6 +55,17 @@ MAX_INDEX = 10**12
 MAX_FIELDS = 8
 #: Receipts fetched per poll, so a first load of 11k transactions still lets events through every tick.
 GAS_PER_TICK = 2000
+#: Connections served at once (a thread each); one more is answered 503 and closed at once. Why a cap:
+#: any page open in the user's browser can open connections to 127.0.0.1, and each long-poll holds a
+#: thread for up to ``MAX_WAIT`` seconds; a few tabs of the explorer need a handful.
+MAX_CONNECTIONS = 64
+#: Seconds a connection may sit without sending a request before it is closed (keep-alive included),
+#: so idle sockets cannot hold every slot.
+IDLE_TIMEOUT = 60.0
+_BUSY = json.dumps({"error": f"the explorer is serving {MAX_CONNECTIONS} connections already: close some "
+                             "tabs or retry"}).encode()
+_BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+                  b"Content-Length: " + str(len(_BUSY)).encode() + b"\r\nConnection: close\r\n\r\n" + _BUSY)
 
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -87,6 +101,26 @@ class ExplorerServer(ThreadingHTTPServer):
         self._static_cache = {name: _static(name) for name, _ in set(_STATIC.values())}
         self._poller = threading.Thread(target=self._poll_loop, name="explorer-poller", daemon=True)
         self._serve_thread: threading.Thread | None = None
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection while a slot is free; otherwise a 503 at once, and the socket closed."""
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):  # a fresh socket's buffer takes these few bytes at once
+                request.sendall(_BUSY_RESPONSE)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # the thread did not start: its slot is not taken
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     @property
     def url(self) -> str:
@@ -198,6 +232,7 @@ class _BadRequest(Exception):
 class _Handler(BaseHTTPRequestHandler):
     server: ExplorerServer
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it
         log.debug("%s " + format, self.address_string(), *args)

@@ -7,6 +7,7 @@ and a history that starts mid-way (``--from-block`` after the deployment).
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -20,7 +21,7 @@ from eth_account import Account
 
 from colearn_chain.chain.connection import connect
 from colearn_chain.chain.deployment import Deployment
-from colearn_chain.explorer.server import ExplorerServer, serve_in_background
+from colearn_chain.explorer.server import IDLE_TIMEOUT, MAX_CONNECTIONS, ExplorerServer, _Handler, serve_in_background
 from colearn_chain.history import History
 from colearn_chain.services.anvil import AnvilNode, fund
 from history_driver import Driver, learner_keys
@@ -219,3 +220,49 @@ def test_good_query_parameters_still_answer(served: tuple[ExplorerServer, str, D
     assert events_status == 200 and events["seq"] == server.history.seq
     assert page_status == 200 and page["limit"] == 1000 and len(page["epochs"]) == 7
     assert empty_status == 200 and empty["epochs"] == []
+
+
+def test_connections_past_the_cap_get_a_503_at_once_and_a_freed_slot_serves_again(
+    served: tuple[ExplorerServer, str, Driver],
+) -> None:
+    # Prepare: every slot held by a connection that sends nothing (what any web page could open)
+    server, url, _ = served
+    host, port = server.server_address[:2]
+    idle = [socket.create_connection((host, port), timeout=5) for _ in range(MAX_CONNECTIONS)]
+    try:
+        deadline = time.monotonic() + 10
+        status, body = 0, {}
+        while time.monotonic() < deadline:  # the server accepts them one by one
+            status, body = _get_within(url + "api/summary", 5)
+            if status == 503:
+                break
+            time.sleep(0.05)
+        # Execute: one idle connection goes away
+        idle.pop().close()
+        deadline = time.monotonic() + 10
+        freed = 0
+        while time.monotonic() < deadline and freed != 200:
+            freed, _ = _get_within(url + "api/summary", 5)
+            time.sleep(0.05)
+    finally:
+        for conn in idle:
+            conn.close()
+
+    # Assert
+    assert status == 503 and "connections" in body["error"]
+    assert freed == 200
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout(
+    served: tuple[ExplorerServer, str, Driver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: a short idle timeout (the real one is IDLE_TIMEOUT seconds)
+    server, _, _ = served
+    assert _Handler.timeout == IDLE_TIMEOUT
+    monkeypatch.setattr(_Handler, "timeout", 0.5)
+    # Execute: connect, send nothing, wait for the server to hang up
+    started = time.monotonic()
+    with socket.create_connection(server.server_address[:2], timeout=10) as conn:
+        received = conn.recv(1024)
+    # Assert: closed by the server (b"", no answer), well before our own 10 s timeout
+    assert received == b"" and time.monotonic() - started < 5
