@@ -2,7 +2,7 @@
 
 On identical splits and the same local training routine (each learner's own ``propose_weights``: the
 project's local SGD from the shared weights), one or two members attack and we measure the honest
-learners' final accuracy on the global test set:
+learners' final accuracy on the global test set (``--test-set own``: each on its own local test split):
 
 * ``voting``: the protocol (the in-memory reference driver, which the chain reproduces bit for bit), one
   proposer per epoch, ``--epochs`` epochs;
@@ -79,14 +79,30 @@ def _learners(
             for i in range(N_LEARNERS)]
 
 
-def _honest_accuracy(learners: Sequence[MachineLearningInterface], weights: Sequence[Weights]) -> float:
-    """Mean global test accuracy of the honest learners (attackers are skipped), each with its ``weights``."""
+def _honest_accuracy(
+    learners: Sequence[MachineLearningInterface], weights: Sequence[Weights], test_set: str = "global",
+    seats: Sequence[int] = (),
+) -> float:
+    """Mean test accuracy of the honest learners (attackers are skipped), each with its ``weights``.
+
+    ``test_set="own"``: each on its own local test split, and the members in ``seats`` (the attackers'
+    seats) are left out even where they are honest (``none``), so every run is scored on the same members.
+    """
     scores = []
     for learner, own in zip(learners, weights, strict=True):
-        if isinstance(learner, ClassifierLearner):  # an attacker wraps its honest learner instead
-            with np.errstate(all="ignore"):
+        if not isinstance(learner, ClassifierLearner):  # an attacker wraps its honest learner instead
+            continue
+        with np.errstate(all="ignore"):
+            if test_set == "global":
                 scores.append(learner.evaluate(weights=own))
+            elif learner.data.index not in seats:
+                scores.append(learner.evaluate(learner.data.test, weights=own))
     return float(np.mean(scores))
+
+
+def _seats(attack: str, position: int) -> tuple[int, ...]:
+    """The members an ``own`` test set leaves out: the attackers' seats, for the baselines too."""
+    return _attackers("collude2" if attack == "collude2" else "single", position)
 
 
 #: Not attacks: every member honest, or the attacker's member not in the consortium at all.
@@ -97,7 +113,7 @@ MALICIOUS = ("random", "huge", "sign_flip", "collude2")
 
 def run_voting(
     config: dict[str, Any], attack: str, epochs: int, self_approve: bool = False, position: int = 0,
-    vote_threshold: float = 0.5, proposer_votes: bool = True,
+    vote_threshold: float = 0.5, proposer_votes: bool = True, test_set: str = "global",
 ) -> tuple[float, int, int]:
     """Honest accuracy, and how many of the attackers' proposals were accepted of how many they made.
 
@@ -109,7 +125,8 @@ def run_voting(
     with np.errstate(all="ignore"):
         results = driver.run(learners, epochs, vote_threshold=vote_threshold, proposer_votes=proposer_votes)
     theirs = [r for r in results if not isinstance(learners[r.proposer], ClassifierLearner)]
-    accuracy = _honest_accuracy(learners, [ln.current_weights() for ln in learners])
+    accuracy = _honest_accuracy(learners, [ln.current_weights() for ln in learners], test_set,
+                                _seats(attack, position))
     return accuracy, sum(r.accepted for r in theirs), len(theirs)
 
 
@@ -123,7 +140,9 @@ def _flower(system: str, n_bad: int) -> Callable[[list[tuple[list[np.ndarray], i
     return lambda results: aggregate_krum(results, num_malicious=n_bad, to_keep=0)
 
 
-def run_federated(config: dict[str, Any], attack: str, system: str, rounds: int, position: int = 0) -> float:
+def run_federated(
+    config: dict[str, Any], attack: str, system: str, rounds: int, position: int = 0, test_set: str = "global",
+) -> float:
     learners = _learners(config, attack, position=position)
     combine = _flower(system, 0 if attack == "absent" else len(_attackers(attack, position)))
     names = sorted(learners[0].current_weights())
@@ -140,10 +159,12 @@ def run_federated(config: dict[str, Any], attack: str, system: str, rounds: int,
         with np.errstate(all="ignore"):
             combined = combine(results)
         global_weights = {k: np.asarray(v, dtype=np.float64) for k, v in zip(names, combined, strict=True)}
-    return _honest_accuracy(learners, [global_weights] * len(learners))
+    return _honest_accuracy(learners, [global_weights] * len(learners), test_set, _seats(attack, position))
 
 
-def run_centralized(config: dict[str, Any], attack: str, epochs: int, position: int = 0) -> float:
+def run_centralized(
+    config: dict[str, Any], attack: str, epochs: int, position: int = 0, test_set: str = "global",
+) -> float:
     """One learner on the consortium members' pooled data (``absent``: without the attacker's member's part).
 
     No protocol at all: what the member's data is worth to a model trained in one place. Baselines only.
@@ -162,9 +183,14 @@ def run_centralized(config: dict[str, Any], attack: str, epochs: int, position: 
                           vote_rule=first.vote_rule)
     with np.errstate(all="ignore"):
         driver.run([learner], epochs)
+        if test_set == "own":  # the pooled model on each honest member's own test split
+            seats = _seats(attack, position)
+            return float(np.mean([learner.evaluate(part.test) for part in federated.learners
+                                  if part.index not in seats]))
     return _honest_accuracy([learner], [learner.current_weights()])
 
 
+_TEST_SETS = {"global": "global test set", "own": "honest members' own test splits"}
 Table = dict[str, dict[str, dict[str, float]]]
 Accepted = dict[str, dict[str, tuple[int, int]]]
 
@@ -193,13 +219,13 @@ def measure(args: argparse.Namespace, position: int, started: float) -> tuple[Ta
                     if system == "voting":
                         score, n_accepted, n_made = run_voting(
                             config, attack, args.epochs, args.self_approve, position, args.vote_threshold,
-                            not args.no_proposer_votes)
+                            not args.no_proposer_votes, args.test_set)
                         scores.append(score)
                         taken, made = taken + n_accepted, made + n_made
                     elif system == "centralized":
-                        scores.append(run_centralized(config, attack, args.epochs, position))
+                        scores.append(run_centralized(config, attack, args.epochs, position, args.test_set))
                     else:
-                        scores.append(run_federated(config, attack, system, rounds, position))
+                        scores.append(run_federated(config, attack, system, rounds, position, args.test_set))
                 table[dataset][system][attack] = round(float(np.mean(scores)), 4)
                 if system == "voting" and attack not in BASELINES:
                     accepted[dataset][attack] = (taken, made)
@@ -218,7 +244,7 @@ def print_tables(args: argparse.Namespace, position: int, table: Table, accepted
         print(f"\n{dataset} ({args.model}, Dirichlet 0.5, {N_LEARNERS} learners, seeds {args.seeds}, "
               f"{args.epochs} epochs; federated: {rounds} rounds; attacker: learner {position}"
               f"{', self-approving' if args.self_approve else ''}; voting: threshold {args.vote_threshold}"
-              f"{', proposer does not vote' if args.no_proposer_votes else ''})\n")
+              f"{', proposer does not vote' if args.no_proposer_votes else ''}; {_TEST_SETS[args.test_set]})\n")
         print("| system | " + " | ".join(args.attacks) + " |")
         print("|---|" + "---|" * len(args.attacks))
         for system, row in systems.items():
@@ -244,8 +270,8 @@ def print_summary(args: argparse.Namespace, runs: dict[int, tuple[Table, Accepte
     """Voting at every position measured: each single attack's drop from ``none`` and from ``absent``."""
     single = [a for a in args.attacks if a not in (*BASELINES, "collude2")]
     print(f"\nvoting by attacker position ({args.model}, seeds {args.seeds}, {args.epochs} epochs"
-          f"{', self-approving' if args.self_approve else ''}): worst single attack, its drop from no attack and "
-          "from the run without the attacker's member; malicious proposals accepted\n")
+          f"{', self-approving' if args.self_approve else ''}; {_TEST_SETS[args.test_set]}): worst single attack, "
+          "its drop from no attack and from the run without the attacker's member; malicious proposals accepted\n")
     print("| dataset | P | none | absent | worst single attack | drop from none | drop from absent | collude2 "
           "| malicious accepted | centralized none / absent |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -280,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         metavar="P", help=f"the attacker's learner index, 0..{N_LEARNERS - 1} (colluders: P and "
                         "P + 1 mod n); several: one run each, then a summary table by position")
     parser.add_argument("--vote-threshold", type=float, default=0.5, help="the contract's threshold (default 0.5)")
+    parser.add_argument("--test-set", default="global", choices=["global", "own"],
+                        help="where honest accuracy is measured: the global held-out test set (default), or each "
+                        "honest member's own local test split (the data it trains for; the attackers' seats are "
+                        "left out of every run, the baselines' too)")
     parser.add_argument("--no-proposer-votes", action="store_true",
                         help="the contract's proposerVotes=false: the proposer's own vote does not count")
     args = parser.parse_args(argv)
