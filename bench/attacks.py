@@ -85,8 +85,9 @@ def _honest_accuracy(
 ) -> float:
     """Mean test accuracy of the honest learners (attackers are skipped), each with its ``weights``.
 
-    ``test_set="own"``: each on its own local test split, and the members in ``seats`` (the attackers'
-    seats) are left out even where they are honest (``none``), so every run is scored on the same members.
+    ``test_set="own"``: each on its own local test split (each member weighs the same), and the members in
+    ``seats`` are left out even where they are honest (``none``), so the baselines and the single attacks are
+    scored on the same four members; ``collude2`` on the three honest in it, not comparable to them.
     """
     scores = []
     for learner, own in zip(learners, weights, strict=True):
@@ -101,7 +102,8 @@ def _honest_accuracy(
 
 
 def _seats(attack: str, position: int) -> tuple[int, ...]:
-    """The members an ``own`` test set leaves out: the attackers' seats, for the baselines too."""
+    """The members an ``own`` test set leaves out: the attacker's seat, for the baselines too (both seats for
+    ``collude2``, whose measure is the count of malicious proposals accepted)."""
     return _attackers("collude2" if attack == "collude2" else "single", position)
 
 
@@ -308,8 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vote-threshold", type=float, default=0.5, help="the contract's threshold (default 0.5)")
     parser.add_argument("--test-set", default="global", choices=["global", "own"],
                         help="where honest accuracy is measured: the global held-out test set (default), or each "
-                        "honest member's own local test split (the data it trains for; the attackers' seats are "
-                        "left out of every run, the baselines' too)")
+                        "honest member's own local test split (the data it trains for; the attacker's seat is left "
+                        "out of every run, the baselines' too; collude2 is scored on the three members honest in "
+                        "it, so its number is not comparable to the others)")
     parser.add_argument("--no-proposer-votes", action="store_true",
                         help="the contract's proposerVotes=false: the proposer's own vote does not count")
     args = parser.parse_args(argv)

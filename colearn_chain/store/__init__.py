@@ -12,6 +12,7 @@ from typing import Final
 from colearn_chain.store.base import WeightStore
 from colearn_chain.store.kubo import DEFAULT_TIMEOUT, KuboStore
 from colearn_chain.store.local import LocalStore
+from colearn_chain.text import redact_url
 
 __all__ = ["KuboStore", "LocalStore", "WeightStore", "from_url"]
 
@@ -35,7 +36,7 @@ def from_url(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> WeightStore:
     if url.startswith(("http://", "https://")) or url.startswith(_MULTIADDR_PREFIXES):
         return KuboStore(url, timeout=timeout)
     if "://" in url:
-        raise ValueError(f"unknown weight store URL scheme in {url!r}: use local:PATH or a Kubo API address")
+        raise ValueError(f"unknown weight store URL scheme in {redact_url(url)}: use local:PATH or a Kubo API address")
     if not url:
         raise ValueError("empty weight store URL: use local:PATH or a Kubo API address")
     return LocalStore(Path(url))

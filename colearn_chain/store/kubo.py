@@ -79,9 +79,9 @@ def to_multiaddr(api: str) -> str:
         raise ValueError(f"Kubo API address must be plain http(s)://host:port, without user, password, query or "
                          f"fragment, got {redact_url(api)}")
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
-        raise ValueError(f"Kubo API address must be a multiaddr or http(s)://host:port, got {api!r}")
-    if parts.path not in ("", "/"):
-        raise ValueError(f"Kubo API address must not carry a path, got {api!r}")
+        raise ValueError(f"Kubo API address must be a multiaddr or http(s)://host:port, got {redact_url(api)}")
+    if parts.path not in ("", "/"):  # hosted services put API keys in the path: never quoted
+        raise ValueError(f"Kubo API address must not carry a path, got {redact_url(api)}")
     host = parts.hostname
     try:
         ip = ipaddress.ip_address(host)

@@ -230,11 +230,12 @@ def test_from_url_rejects_unknown_or_incomplete_urls(url: str) -> None:
 @pytest.mark.parametrize("url", [
     "http://admin:hunter2secret@127.0.0.1:5001", "kubo:http://admin@127.0.0.1:5001",
     "http://127.0.0.1:5001?token=hunter2secret", "http://127.0.0.1:5001#hunter2secret",
+    "http://127.0.0.1:5001/admin/hunter2secret", "ftp://admin:hunter2secret@127.0.0.1:5001",
 ])
-def test_a_kubo_address_with_credentials_is_refused_without_quoting_them(url: str) -> None:
+def test_a_kubo_address_with_credentials_or_a_path_is_refused_without_quoting_them(url: str) -> None:
     # Why: the multiaddr Kubo's client takes has no place for them, so they were dropped silently (and the
     # address, as given, was written into the deployment record every member receives).
-    with pytest.raises(ValueError, match="without user, password, query or fragment") as refused:
+    with pytest.raises(ValueError, match="Kubo API address") as refused:
         from_url(url)
     assert "hunter2secret" not in str(refused.value) and "admin" not in str(refused.value)
 
