@@ -3,7 +3,9 @@
 Why: a store that cannot find a CID may take its whole timeout to say so; the loop meanwhile must keep
 following events, closing epochs and voting before deadlines. Each job runs on a daemon thread (a
 fetch that hangs cannot delay the process's exit), at most one per key, and at most ``limit`` at once
-(a job given up on still counts until its thread ends), so hanging fetches cannot pile up threads.
+(a job given up on still counts until its thread ends), so hanging fetches cannot pile up threads. A job
+that waits on no peer (testing a blob already held, such as our own proposal) may take one place beyond
+the limit: peers whose blobs hang in every slot must not make us reject our own proposal.
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ class Background:
     def has(self, key: Hashable) -> bool:
         return key in self._jobs
 
-    def submit(self, key: Hashable, job: Callable[[threading.Event], Any]) -> bool:
-        """Run ``job(cancelled)`` on a thread unless ``key`` already has one or the limit is reached."""
-        if key in self._jobs or self.busy() >= self.limit:
+    def submit(self, key: Hashable, job: Callable[[threading.Event], Any], *, local: bool = False) -> bool:
+        """Run ``job(cancelled)`` on a thread unless ``key`` already has one or the limit is reached.
+
+        ``local``: the job waits on no peer; it may run with ``limit`` others already running (one more).
+        """
+        if key in self._jobs or self.busy() >= self.limit + (1 if local else 0):
             return False
         future: Future[Any] = Future()
         cancelled = threading.Event()

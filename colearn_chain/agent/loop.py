@@ -562,7 +562,7 @@ class Agent:
                                      cached=cached.blob if cached else None,
                                      guard=self._learner_turn(cancelled, fetched))
 
-        if self._jobs.submit(key, job):
+        if self._jobs.submit(key, job, local=cached is not None):  # a blob at hand needs no peer
             self._judging = (action.epoch, action.digest, fetched)
             self._feed(v.FetchStarted(action.epoch, action.digest, self.clock.estimate()))
             return

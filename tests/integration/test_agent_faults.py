@@ -812,3 +812,34 @@ def test_a_proposal_whose_fetch_cannot_start_gets_a_reject_before_the_deadline(
     assert voting_deadline - 5 <= mined_at < voting_deadline, (mined_at, voting_deadline)
     reason = StateDir(tmp_path / "agent2").evaluations()[0]["reason"]
     assert "could not start fetching: 1 fetches still running" in reason, reason
+
+
+def test_a_proposer_whose_fetch_slots_are_all_held_still_tests_its_own_proposal(
+    anvil: AnvilNode, tmp_path: Path
+) -> None:
+    # Prepare: learner 0 proposes in epoch 0; its one fetch slot is held by a fetch it gave up on (a peer's
+    # blob that trickles), so no fetch can start. Its own proposal's blob is at hand and needs none.
+    chain = _deploy_in_process(anvil.url, tmp_path, voting_timeout=10)
+    agent = chain.agent(0, tmp_path, max_fetches=1)
+    release = threading.Event()
+    held = ("judge", "a peer's blob given up on")
+    assert agent._jobs.submit(held, lambda cancelled: release.wait(60))
+    agent._jobs.abandon(lambda key: key != held)
+    agent.start()
+
+    # Execute
+    try:
+        _step_until(agent, lambda: bool(_votes_of(chain, 0, 0)), "the proposer's vote on its own proposal")
+        busy = agent._jobs.busy()
+    finally:
+        release.set()
+
+    # Assert: tested, and judged as its learner judges it (the toy's first proposal happens to miss its own
+    # target), not rejected for want of a slot
+    own = make_learner({**TOY, "n_learners": 3}, 0)
+    expected = own.test_weights(own.propose_weights())
+    (vote,) = _votes_of(chain, 0, 0)
+    assert vote.score != INVALID_PROPOSAL_SCORE and vote.approve == expected.vote, vote
+    assert busy >= 1  # the slot was still held when the vote went out
+    evaluation = StateDir(tmp_path / "agent0").evaluations()[0]
+    assert evaluation["reason"] is None and evaluation["vote_score"] == expected.vote_score, evaluation

@@ -107,6 +107,22 @@ def test_an_abandoned_job_is_told_and_still_counts_until_it_ends() -> None:
     assert seen == [True] and jobs.finished() == []
 
 
+def test_a_job_that_waits_on_no_peer_may_take_one_place_beyond_the_limit() -> None:
+    # Prepare: the one place held by a fetch that hangs
+    jobs = Background(limit=1)
+    release = threading.Event()
+    assert jobs.submit(("judge", 1), lambda cancelled: release.wait(5))
+    # Execute / Assert: a fetch is refused; a test of a blob at hand runs; a second one is refused
+    try:
+        assert not jobs.submit(("judge", 2), lambda cancelled: None)
+        assert jobs.submit(("judge", 3), lambda cancelled: release.wait(5), local=True)
+        assert not jobs.submit(("judge", 4), lambda cancelled: None, local=True)
+        assert jobs.busy() == 2
+    finally:
+        release.set()
+    _wait(lambda: jobs.busy() == 0)
+
+
 def test_a_job_that_ends_wakes_the_waiting_loop_before_its_poll_interval() -> None:
     # Prepare: a job that ends when told to
     jobs = Background(limit=1)
