@@ -22,7 +22,8 @@ plt = require("matplotlib.pyplot", "colearn-chain run's report (plot.png)")
 Rectangle = require("matplotlib.patches", "colearn-chain run's report (plot.png)").Rectangle
 
 OUTCOME_MARK = {"accepted": "A", "rejected": "R", "skipped": "S", "open": "?"}
-#: The figure grows with the run up to here (inches at 110 dpi: about 2,600 x 1,700 px), so a run of
+DPI = 110
+#: The figure grows with the run up to here (inches at ``DPI``: about 2,600 x 1,700 px), so a run of
 #: thousands of epochs or a hundred members still makes a readable file of bounded size.
 MAX_WIDTH, MAX_HEIGHT = 24.0, 15.0
 #: Beyond this many epochs the per-epoch outcome letters and proposer outlines would overlap: left out.
@@ -107,7 +108,7 @@ def plot(results: dict[str, Any], out_dir: Path) -> Path:
     ax_votes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     fig.tight_layout()
     path = out_dir / "plot.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 

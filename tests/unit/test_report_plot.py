@@ -12,9 +12,7 @@ from typing import Any
 import matplotlib.image
 import pytest
 
-from colearn_chain.report import MAX_HEIGHT, MAX_WIDTH, plot
-
-DPI = 110
+from colearn_chain.report import DPI, MAX_HEIGHT, MAX_WIDTH, plot
 
 
 def _results(n_epochs: int, n_learners: int) -> dict[str, Any]:
