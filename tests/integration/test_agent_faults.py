@@ -783,6 +783,15 @@ def test_an_agent_waiting_for_its_node_to_reach_the_deployment_can_be_stopped(
     assert len(waits) == 1 and f"deployment's block {chain.deployment.block}" in waits[0]
 
 
+def _hold_the_only_slot(agent: Agent) -> threading.Event:
+    """Fill ``agent``'s one fetch slot with a job it gave up on (a peer's blob that trickles) until the event is set."""
+    release = threading.Event()
+    held = ("judge", "a fetch given up on")
+    assert agent._jobs.submit(held, lambda cancelled: release.wait(60))
+    agent._jobs.abandon(lambda key: key != held)
+    return release
+
+
 def test_a_proposal_whose_fetch_cannot_start_gets_a_reject_before_the_deadline(
     anvil: AnvilNode, tmp_path: Path
 ) -> None:
@@ -792,10 +801,7 @@ def test_a_proposal_whose_fetch_cannot_start_gets_a_reject_before_the_deadline(
     agent = chain.agent(2, tmp_path, max_fetches=1)
     agent.start()
     _step_until(agent, lambda: agent._jobs.busy() == 0, "the agent's pin of the initial model")
-    release = threading.Event()
-    held = ("pin", "a fetch given up on")
-    assert agent._jobs.submit(held, lambda cancelled: release.wait(60))
-    agent._jobs.abandon(lambda key: key != held)
+    release = _hold_the_only_slot(agent)
     chain.propose(0, 0)
     voting_deadline = chain.clients[0].epoch_state().deadline
 
@@ -821,10 +827,7 @@ def test_a_proposer_whose_fetch_slots_are_all_held_still_tests_its_own_proposal(
     # blob that trickles), so no fetch can start. Its own proposal's blob is at hand and needs none.
     chain = _deploy_in_process(anvil.url, tmp_path, voting_timeout=10)
     agent = chain.agent(0, tmp_path, max_fetches=1)
-    release = threading.Event()
-    held = ("judge", "a peer's blob given up on")
-    assert agent._jobs.submit(held, lambda cancelled: release.wait(60))
-    agent._jobs.abandon(lambda key: key != held)
+    release = _hold_the_only_slot(agent)
     agent.start()
 
     # Execute
